@@ -1,0 +1,204 @@
+"""The ``lossylearn`` command line: thin wrappers over the library (parse, call, print)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from lossylearn import __version__
+from lossylearn.errors import LossylearnError
+
+console = Console(stderr=True)
+out_console = Console()
+
+app = typer.Typer(
+    name="lossylearn",
+    help=(
+        "Lossy compression of machine-learning data that keeps what learning needs.\n\n"
+        "LCoN: inject noise calibrated to a privacy target or a PSNR, then compress with a codec "
+        "whose distortion matches the noise (MSE = sigma^2 for Gaussian, MAE = b for Laplacian). "
+        "The stored images are samples from the posterior of the clean data: small, private, and "
+        "still good for training.\n\n"
+        "Start with:  lossylearn compress --dataset mnist --noise gaussian --psnr 20 --codec jpeg --out S"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class NoiseKind(str, Enum):
+    gaussian = "gaussian"
+    laplace = "laplace"
+
+
+class Unit(str, Enum):
+    pixel = "pixel"
+    image = "image"
+
+
+class RangeHandling(str, Enum):
+    clip = "clip"
+    wrap = "wrap"
+
+
+class MatchMode(str, Enum):
+    dataset = "dataset"
+    image = "image"
+
+
+class ExportFormat(str, Enum):
+    jpeg = "jpeg"
+    png = "png"
+    native = "native"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"lossylearn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Lossy compression of machine-learning data that keeps what learning needs."""
+
+
+DATA = "Data"
+NOISE = "Noise and privacy"
+CODEC = "Codec"
+RUN = "Output and run"
+
+
+@app.command()
+def compress(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to create.", rich_help_panel=RUN)],
+    dataset: Annotated[str, typer.Option(help="mnist | fashion-mnist | celeba | folder.", rich_help_panel=DATA)] = "mnist",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (mnist: embedded 5k digits when omitted).", rich_help_panel=DATA)] = None,
+    split: Annotated[str, typer.Option(help="Which split to store: train | test.", rich_help_panel=DATA)] = "train",
+    attribute: Annotated[str, typer.Option(help="CelebA attribute used as label.", rich_help_panel=DATA)] = "Male",
+    image_size: Annotated[int, typer.Option(help="CelebA side length after centre crop and resize.", rich_help_panel=DATA)] = 64,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of the split.", rich_help_panel=DATA)] = None,
+    noise: Annotated[NoiseKind, typer.Option(help="Noise mechanism.", rich_help_panel=NOISE)] = NoiseKind.gaussian,
+    sigma: Annotated[Optional[float], typer.Option(help="Gaussian standard deviation, 0-255 pixel scale.", rich_help_panel=NOISE)] = None,
+    b: Annotated[Optional[float], typer.Option("--b", help="Laplace scale, 0-255 pixel scale.", rich_help_panel=NOISE)] = None,
+    psnr: Annotated[Optional[float], typer.Option(help="Nominal noise PSNR in dB: sigma = 255 * 10^(-PSNR/20).", rich_help_panel=NOISE)] = None,
+    epsilon: Annotated[Optional[float], typer.Option(help="Privacy target epsilon (calibrates the noise).", rich_help_panel=NOISE)] = None,
+    delta: Annotated[Optional[float], typer.Option(help="Privacy target delta (Gaussian).", rich_help_panel=NOISE)] = None,
+    sensitivity: Annotated[Optional[float], typer.Option(help="Sensitivity in pixel units (default: 255 per pixel, or the image's L2/L1 range).", rich_help_panel=NOISE)] = None,
+    unit: Annotated[Unit, typer.Option(help="What the guarantee protects: one pixel or a whole image.", rich_help_panel=NOISE)] = Unit.pixel,
+    discrete: Annotated[bool, typer.Option("--discrete/--continuous", help="Exact integer noise (Canonne-Kamath-Steinke) instead of a float sampler.", rich_help_panel=NOISE)] = False,
+    range_handling: Annotated[RangeHandling, typer.Option(help="Noisy values outside 0..255: clip, or wrap mod 256 (the paper's mod-Q model).", rich_help_panel=NOISE)] = RangeHandling.clip,
+    codec: Annotated[str, typer.Option(help="jpeg | webp | avif | png | learned.", rich_help_panel=CODEC)] = "jpeg",
+    codec_checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for --codec learned.", rich_help_panel=CODEC)] = None,
+    match: Annotated[MatchMode, typer.Option(help="Search one quality for the dataset, or bisect per image.", rich_help_panel=CODEC)] = MatchMode.dataset,
+    target_distortion: Annotated[Optional[float], typer.Option(help="Override the matched target (MSE for Gaussian, MAE for Laplace; 0-255 scale).", rich_help_panel=CODEC)] = None,
+    tolerance: Annotated[float, typer.Option(help="Relative tolerance for 'target reached'.", rich_help_panel=CODEC)] = 0.10,
+    seed: Annotated[Optional[int], typer.Option(help="Seeded noise (reproducible, not for deployment). Without it noise comes from the OS's secure generator.", rich_help_panel=RUN)] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.", rich_help_panel=RUN)] = 1,
+    chunk_size: Annotated[int, typer.Option(help="Images per shard.", rich_help_panel=RUN)] = 1024,
+    resume: Annotated[bool, typer.Option(help="Finish an interrupted run in --out.", rich_help_panel=RUN)] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a store already in --out.", rich_help_panel=RUN)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.", rich_help_panel=RUN)] = False,
+) -> None:
+    """Noise a dataset, compress it with a matched codec, and write a private, learning-ready store.
+
+    Examples:
+
+      lossylearn compress --dataset mnist --noise gaussian --psnr 20 --codec jpeg --out S
+
+      lossylearn compress --epsilon 1 --delta 1e-5 --unit pixel --discrete --out S2
+
+      lossylearn compress --dataset celeba --data-dir CELEBA --noise laplace --b 20 --codec webp --out S3
+    """
+    from lossylearn.pipeline import compress as run
+
+    options: dict[str, Any] = {}
+    if codec_checkpoint is not None:
+        options["checkpoint"] = str(codec_checkpoint)
+    manifest = run(
+        out=out, dataset=dataset, data_dir=data_dir, split=split, attribute=attribute,
+        image_size=image_size, limit=limit, noise=noise.value, sigma=sigma, b=b, psnr=psnr,
+        epsilon=epsilon, delta=delta, sensitivity=sensitivity, unit=unit.value, discrete=discrete,
+        range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
+        target_distortion=target_distortion, tolerance=tolerance, seed=seed, workers=workers,
+        chunk_size=chunk_size, resume=resume, overwrite=overwrite,
+        progress=sys.stderr.isatty() and not as_json,
+        warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
+    )  # fmt: skip
+    if as_json:
+        out_console.print_json(json.dumps(manifest.to_dict()))
+    else:
+        from lossylearn.report import print_manifest
+
+        print_manifest(manifest, out_console, directory=out)
+
+
+@app.command()
+def inspect(
+    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    grid: Annotated[Optional[Path], typer.Option(help="PNG grid of stored samples (default: STORE-samples.png beside the store).")] = None,
+    n: Annotated[int, typer.Option(help="How many samples in the grid.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    verify: Annotated[bool, typer.Option(help="Check every file's checksum.")] = True,
+) -> None:
+    """Check a store, print its manifest, and write a PNG grid of stored samples."""
+    from lossylearn.report import print_manifest, sample_grid
+    from lossylearn.store import open_store
+
+    s = open_store(store, verify=verify)
+    if as_json:
+        out_console.print_json(json.dumps(s.manifest.to_dict()))
+    else:
+        print_manifest(s.manifest, out_console, directory=store)
+    path = grid or store.resolve().parent / f"{store.resolve().name}-samples.png"
+    sample_grid(s, path, n=n)
+    console.print(f"sample grid: {path}")
+
+
+@app.command()
+def export(
+    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write (one sub-folder per class).")],
+    format: Annotated[ExportFormat, typer.Option("--format", help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file).")] = ExportFormat.png,
+) -> None:
+    """Write a store's images as standard image files that any decoder opens."""
+    from lossylearn.export import export_store
+
+    n = export_store(store, dest, fmt=format.value)
+    console.print(f"wrote {n} files to {dest}")
+
+
+def _mount_subcommands() -> None:
+    from lossylearn.subcommands import mount
+
+    mount(app)
+
+
+_mount_subcommands()
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors and non-zero exits for user mistakes."""
+    try:
+        app()
+    except LossylearnError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]: an unfinished store can be completed with --resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

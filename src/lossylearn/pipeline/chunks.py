@@ -1,0 +1,153 @@
+"""One chunk of the LCoN run: noise, code at the chosen quality, measure, write a shard.
+
+A chunk is a pure function of (its clean images, the noise spec, the codec, the seed, its chunk
+number), so a fixed seed gives the same shard bytes whichever process runs it. Workers receive a
+:class:`ChunkTask` and return a :class:`ChunkResult`; the result holds sums, never images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lossylearn.codecs import Codec, get_codec, image_distortion, match_quality_per_image
+from lossylearn.privacy import NoiseSource, NoiseSpec, add_noise
+from lossylearn.store.layout import sha256_bytes, shard_name
+from lossylearn.store.shards import ShardRows, write_shard
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything a worker needs to produce one shard."""
+
+    chunk: int
+    indices: np.ndarray  # positions of these images in the source split
+    images: np.ndarray  # clean uint8 (n, H, W, C): used for noise and for clean-side statistics only
+    labels: np.ndarray
+    spec: NoiseSpec
+    codec_name: str
+    codec_options: dict[str, Any]
+    quality: int | None  # None: match each image separately
+    target: float
+    metric: str
+    tolerance: float
+    seed: int | None
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Sizes, distortion sums and the shard checksum of one finished chunk (no pixel data)."""
+
+    chunk: int
+    path: str
+    sha256: str
+    file_bytes: int
+    n_images: int
+    payload_bytes: int
+    container_bytes: int
+    sum_mse_to_noisy: float
+    sum_mae_to_noisy: float
+    sq_err_noisy_to_clean: float
+    sq_err_stored_to_clean: float
+    n_values: int
+    qualities: dict[str, int]  # quality -> number of images coded at it
+    n_reached: int  # images whose own distortion is within tolerance of the target
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the run state."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CodedImages:
+    """Images through the codec: payloads, reconstructions and their distortion to the input."""
+
+    payloads: list[bytes]
+    qualities: np.ndarray
+    reconstructed: np.ndarray
+    mse: np.ndarray
+    mae: np.ndarray
+
+
+def code_images(codec: Codec, noisy: np.ndarray, qualities: np.ndarray) -> CodedImages:
+    """Encode and decode each image at its quality, measuring MSE/MAE against the input."""
+    shape = tuple(int(v) for v in noisy.shape[1:])
+    payloads = [codec.encode(img, int(q)) for img, q in zip(noisy, qualities, strict=True)]
+    recon = np.empty_like(noisy)
+    for i, (payload, q) in enumerate(zip(payloads, qualities, strict=True)):
+        recon[i] = codec.decode(payload, int(q), shape)  # type: ignore[arg-type]
+    return CodedImages(
+        payloads=payloads,
+        qualities=qualities,
+        reconstructed=recon,
+        mse=image_distortion(noisy, recon, "mse"),
+        mae=image_distortion(noisy, recon, "mae"),
+    )
+
+
+def chunk_qualities(task: ChunkTask, codec: Codec, noisy: np.ndarray) -> np.ndarray:
+    """The quality per image: the dataset-wide one, or a per-image search."""
+    if task.quality is not None:
+        return np.full(len(noisy), task.quality, dtype=np.int64)
+    qualities, _, _ = match_quality_per_image(
+        codec, noisy, task.target, task.metric, tolerance=task.tolerance
+    )
+    return np.asarray(qualities, dtype=np.int64)
+
+
+def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkResult:
+    """Code already-noised images of a chunk, write its shard, and summarise it."""
+    codec = get_codec(task.codec_name, **task.codec_options)
+    qualities = chunk_qualities(task, codec, noisy)
+    coded = code_images(codec, noisy, qualities)
+    shape = tuple(int(v) for v in noisy.shape[1:])
+    container = sum(
+        len(codec.container(p, int(q), shape))  # type: ignore[arg-type]
+        for p, q in zip(coded.payloads, qualities, strict=True)
+    )
+    rel = shard_name(task.chunk)
+    data = write_shard(
+        Path(task.out_dir) / rel,
+        ShardRows(
+            index=task.indices,
+            label=task.labels,
+            quality=qualities,
+            data=coded.payloads,
+            mse_to_noisy=coded.mse,
+            mae_to_noisy=coded.mae,
+        ),
+    )
+    clean = task.images.astype(np.float64)
+    per_image = coded.mse if task.metric == "mse" else coded.mae
+    reached = np.abs(per_image - task.target) <= task.tolerance * max(task.target, 1e-12)
+    uniq, counts = np.unique(qualities, return_counts=True)
+    return ChunkResult(
+        chunk=task.chunk,
+        path=rel,
+        sha256=sha256_bytes(data),
+        file_bytes=len(data),
+        n_images=len(noisy),
+        payload_bytes=sum(len(p) for p in coded.payloads),
+        container_bytes=int(container),
+        sum_mse_to_noisy=float(coded.mse.sum()),
+        sum_mae_to_noisy=float(coded.mae.sum()),
+        sq_err_noisy_to_clean=float(((noisy - clean) ** 2).sum()),
+        sq_err_stored_to_clean=float(((coded.reconstructed - clean) ** 2).sum()),
+        n_values=int(noisy.size),
+        qualities={str(int(q)): int(c) for q, c in zip(uniq, counts, strict=True)},
+        n_reached=int(reached.sum()),
+    )
+
+
+def noise_chunk(task: ChunkTask) -> np.ndarray:
+    """The chunk's noisy images, from its own noise stream (``stream = chunk``)."""
+    return add_noise(task.images, task.spec, NoiseSource.create(task.seed, task.chunk))
+
+
+def run_chunk(task: ChunkTask) -> ChunkResult:
+    """Worker entry point: noise, code and write one chunk."""
+    return finish_chunk(task, noise_chunk(task))

@@ -1,0 +1,90 @@
+"""Parquet shards: one file per chunk of coded images.
+
+Columns: ``index`` (position in the source split), ``label``, ``quality`` (codec quality used for
+that image), ``data`` (the coded payload, exactly the stored bytes), ``mse_to_noisy`` and
+``mae_to_noisy`` (distortion between the reconstruction and the noisy image, 0-255 scale).
+No column holds or derives from the clean images.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lossylearn.errors import StoreError
+from lossylearn.store.layout import atomic_write_bytes
+
+SHARD_SCHEMA = pa.schema(
+    [
+        ("index", pa.int64()),
+        ("label", pa.int64()),
+        ("quality", pa.int16()),
+        ("data", pa.binary()),
+        ("mse_to_noisy", pa.float64()),
+        ("mae_to_noisy", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ShardRows:
+    """The rows of one shard, column by column."""
+
+    index: np.ndarray
+    label: np.ndarray
+    quality: np.ndarray
+    data: list[bytes]
+    mse_to_noisy: np.ndarray
+    mae_to_noisy: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def shard_bytes(rows: ShardRows) -> bytes:
+    """Serialise rows to Parquet bytes (deterministic for equal rows and library versions)."""
+    table = pa.Table.from_arrays(
+        [
+            pa.array(rows.index, pa.int64()),
+            pa.array(rows.label, pa.int64()),
+            pa.array(rows.quality, pa.int16()),
+            pa.array(rows.data, pa.binary()),
+            pa.array(rows.mse_to_noisy, pa.float64()),
+            pa.array(rows.mae_to_noisy, pa.float64()),
+        ],
+        schema=SHARD_SCHEMA,
+    )
+    buf = io.BytesIO()
+    # Coded images are already compressed: another general-purpose pass gains nothing.
+    pq.write_table(table, buf, compression="none", use_dictionary=["label", "quality"])
+    return buf.getvalue()
+
+
+def write_shard(path: Path, rows: ShardRows) -> bytes:
+    """Write a shard atomically; returns the bytes written (for checksumming)."""
+    data = shard_bytes(rows)
+    atomic_write_bytes(path, data)
+    return data
+
+
+def read_shard(path: Path) -> ShardRows:
+    """Read a shard back; raises StoreError if the file is not a valid shard."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path}: cannot read shard ({exc})") from None
+    if not table.schema.equals(SHARD_SCHEMA, check_metadata=False):
+        raise StoreError(f"{path}: shard has columns {table.schema.names}, expected {SHARD_SCHEMA.names}")
+    return ShardRows(
+        index=table.column("index").to_numpy(),
+        label=table.column("label").to_numpy(),
+        quality=table.column("quality").to_numpy(),
+        data=table.column("data").to_pylist(),
+        mse_to_noisy=table.column("mse_to_noisy").to_numpy(),
+        mae_to_noisy=table.column("mae_to_noisy").to_numpy(),
+    )
