@@ -219,7 +219,7 @@ def test_interrupted_run_is_not_a_store_and_resumes_to_identical_bytes(tmp_path,
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
         return real(task)
 
-    import lossylearn.pipeline.compress as compress_module
+    import lossylearn.pipeline.runner as compress_module
 
     monkeypatch.setattr(compress_module, "run_chunk", dying)
     with pytest.raises(KeyboardInterrupt):
@@ -238,7 +238,7 @@ def test_interrupted_run_is_not_a_store_and_resumes_to_identical_bytes(tmp_path,
 
 def test_resume_refuses_other_settings(tmp_path, mnist, monkeypatch):
     images, labels = mnist.split("train")
-    import lossylearn.pipeline.compress as compress_module
+    import lossylearn.pipeline.runner as compress_module
 
     def die(task):
         raise KeyboardInterrupt

@@ -1,0 +1,474 @@
+"""Training the learned codec: one lambda, a lambda ladder, or a lambda that hits a distortion.
+
+Loss per batch: ``lmbda * D + bpp`` with ``D`` the MSE or MAE on the 0-255 scale (between the input
+and the reconstruction from rounded latents) and ``bpp`` the estimated bits per pixel (noisy
+latents). A second Adam fits the entropy bottleneck's quantiles (the aux loss) at every step, and
+again on its own after the last epoch; then the integer tables are built (the CDF update).
+
+Matching a target (LCoN: MSE = sigma^2 for Gaussian noise, MAE = b for Laplace noise): start from
+the lambda of the Gaussian/Laplacian high-rate relation ``D = 1 / (2 ln2 lmbda)`` (MSE) or
+``1 / (ln2 lmbda)`` (MAE), train, measure ``D`` on held-out images after real rounding to uint8,
+and take secant steps on ``log D`` against ``log lmbda`` inside a bracket, warm-starting from the
+nearest trained model, until ``|D - T| <= tolerance * T``. Every model trained on the way is kept
+as a rung, so the checkpoint also serves as a ladder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lossylearn.codecs.learned.checkpoint import DISTORTIONS, Checkpoint, Rung
+from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
+from lossylearn.codecs.learned.models import ModelConfig, build_model
+from lossylearn.codecs.metrics import image_distortion
+from lossylearn.errors import CodecError
+
+__all__ = [
+    "RungMetrics",
+    "TargetFit",
+    "TrainConfig",
+    "fit_target",
+    "initial_lambda",
+    "measure",
+    "train_codec",
+    "train_ladder",
+    "train_rung",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one rung."""
+
+    distortion: str = "mse"
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    aux_lr: float = 1e-3
+    final_lr_fraction: float = 0.2
+    """The last fraction of steps runs at lr / 10."""
+    grad_clip: float = 1.0
+    quantile_steps: int = 3000
+    """Aux-only steps after training that settle the quantiles before the tables are built."""
+    seed: int = 0
+    device: str = "auto"
+    max_steps: int | None = None
+    """Stop after this many steps in all (for tests and quick checks)."""
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.distortion not in DISTORTIONS:
+            raise CodecError(f"unknown distortion {self.distortion!r}; known: {', '.join(DISTORTIONS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise CodecError("epochs and batch size must be at least 1")
+        if not (self.lr > 0 and self.aux_lr > 0):
+            raise CodecError("learning rates must be positive")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise CodecError("max_steps must be at least 1")
+
+
+@dataclass(frozen=True)
+class RungMetrics:
+    """What a trained rung gives on a set of images (reconstructions rounded to uint8)."""
+
+    bpp_estimated: float
+    mse: float
+    mae: float
+    psnr: float
+    """Mean over images of 10 log10(255^2 / MSE), per-image MSE floored at 1e-3."""
+    n_images: int
+
+    def distortion(self, kind: str) -> float:
+        return self.mse if kind == "mse" else self.mae
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise CodecError(f"unknown torch device {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CodecError("device 'cuda' was asked for but CUDA is not available")
+    return dev
+
+
+def _check_images(images: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[0] < 1 or arr.shape[-1] != cfg.in_channels:
+        raise CodecError(
+            f"training needs uint8 images (N, H, W, {cfg.in_channels}), got {arr.dtype} {arr.shape}"
+        )
+    return arr
+
+
+def psnr_from_mse(mse: np.ndarray) -> np.ndarray:
+    """Per-image PSNR in dB on the 0-255 scale (MSE floored at 1e-3, i.e. at most ~78 dB)."""
+    return 10.0 * np.log10(255.0**2 / np.maximum(np.asarray(mse, dtype=np.float64), 1e-3))
+
+
+def measure(rung: Rung, images: np.ndarray, *, batch: int = 512) -> RungMetrics:
+    """Estimated bpp and the distortion of the uint8 reconstructions that decoding would give."""
+    cm = CompressionModel(rung.model, rung.entropy)
+    bits, mse, mae = [], [], []
+    for s in range(0, len(images), batch):
+        part = images[s : s + batch]
+        rec = cm.reconstruct(part)
+        bits.append(cm.estimate_bits(part))
+        mse.append(image_distortion(part, rec, "mse"))
+        mae.append(image_distortion(part, rec, "mae"))
+    pixels = images.shape[1] * images.shape[2]
+    mse_a, mae_a = np.concatenate(mse), np.concatenate(mae)
+    return RungMetrics(
+        bpp_estimated=float(np.concatenate(bits).mean() / pixels),
+        mse=float(mse_a.mean()),
+        mae=float(mae_a.mean()),
+        psnr=float(psnr_from_mse(mse_a).mean()),
+        n_images=len(images),
+    )
+
+
+def _fit_quantiles(model: torch.nn.Module, steps: int, lr: float) -> float:
+    eb = model.entropy_bottleneck
+    opt = torch.optim.Adam([eb.quantiles], lr=lr)
+    loss = eb.aux_loss()
+    for _ in range(steps):
+        if loss.item() < 1e-3 * eb.channels:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss = eb.aux_loss()
+    return float(loss.item())
+
+
+def train_rung(
+    images: np.ndarray,
+    model_config: ModelConfig,
+    lmbda: float,
+    config: TrainConfig,
+    *,
+    init_state: dict[str, torch.Tensor] | None = None,
+    epochs: int | None = None,
+    label: str = "",
+) -> Rung:
+    """Train one model on uint8 ``images`` (N, H, W, C) and build its entropy tables."""
+    images = _check_images(images, model_config)
+    if not (lmbda > 0 and math.isfinite(lmbda)):
+        raise CodecError(f"lambda must be a positive number, got {lmbda}")
+    n_epochs = int(epochs if epochs is not None else config.epochs)
+    dev = _device(config.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(model_config)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(dev).train()
+    aux_params = [model.entropy_bottleneck.quantiles]
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=config.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=config.aux_lr)
+    data = torch.from_numpy(np.ascontiguousarray(images)).to(dev)
+    n = data.shape[0]
+    pixels = images.shape[1] * images.shape[2]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = n_epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    decay_at = int(total_steps * (1.0 - config.final_lr_fraction))
+    rng = np.random.default_rng([config.seed, int(round(lmbda * 1e9)) % (2**32)])
+    gen = torch.Generator(device=dev).manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    step = 0
+    start = time.perf_counter()
+    progress = Progress(
+        TextColumn(f"train {label}lambda={lmbda:.4g}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+        disable=not config.progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("train", total=total_steps, status="")
+        for epoch in range(n_epochs):
+            if step >= total_steps:
+                break
+            t0 = time.perf_counter()
+            order = torch.from_numpy(rng.permutation(n)).to(dev)
+            sums = np.zeros(4)
+            count = 0
+            for s in range(0, n, config.batch_size):
+                if step >= total_steps:
+                    break
+                if step == decay_at:
+                    for g in opt.param_groups:
+                        g["lr"] = config.lr / 10.0
+                x = data[order[s : s + config.batch_size]].permute(0, 3, 1, 2).float() / 255.0
+                out = model(x, generator=gen)
+                bpp = out.bits().mean() / pixels
+                diff = out.x_hat - x
+                if config.distortion == "mse":
+                    dist = diff.pow(2).mean() * 255.0**2
+                else:
+                    dist = diff.abs().mean() * 255.0
+                loss = lmbda * dist + bpp
+                opt.zero_grad()
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(main_params, config.grad_clip)
+                opt.step()
+                aux = model.aux_loss()
+                aux_opt.zero_grad()
+                aux.backward()
+                aux_opt.step()
+                sums += [loss.item(), bpp.item(), dist.item(), aux.item()]
+                count += 1
+                step += 1
+                progress.update(
+                    task, advance=1, status=f"bpp {bpp.item():.3f} {config.distortion} {dist.item():.1f}"
+                )
+            mean = sums / max(count, 1)
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "steps": count,
+                    "loss": float(mean[0]),
+                    "bpp": float(mean[1]),
+                    config.distortion: float(mean[2]),
+                    "aux_loss": float(mean[3]),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+    model.cpu().eval()
+    aux_final = _fit_quantiles(model, config.quantile_steps, config.aux_lr * 10)
+    entropy = EntropyParameters.build(model)
+    seconds = time.perf_counter() - start
+    info = {
+        "train": {
+            **asdict(replace(config, progress=False)),
+            "epochs_run": len(history),
+            "steps": step,
+            "images": int(n),
+            "device": str(dev),
+            "threads": torch.get_num_threads(),
+            "seconds": seconds,
+            "aux_loss_final": aux_final,
+            "warm_start": init_state is not None,
+        },
+        "history": history,
+    }
+    return Rung(float(lmbda), model, entropy, info)
+
+
+def train_ladder(
+    images: np.ndarray,
+    model_config: ModelConfig,
+    lmbdas: Sequence[float],
+    config: TrainConfig,
+    *,
+    finetune_epochs: int | None = None,
+    validation: np.ndarray | None = None,
+) -> list[Rung]:
+    """Train one rung per lambda. With ``finetune_epochs``, the largest lambda is trained for
+    ``config.epochs`` and each smaller one fine-tuned from its neighbour for ``finetune_epochs``."""
+    if not lmbdas:
+        raise CodecError("give at least one lambda")
+    rungs: list[Rung] = []
+    prev: dict[str, torch.Tensor] | None = None
+    ordered = sorted((float(v) for v in lmbdas), reverse=True)
+    for i, lam in enumerate(ordered):
+        warm = finetune_epochs is not None and prev is not None
+        rung = train_rung(
+            images,
+            model_config,
+            lam,
+            config,
+            init_state=prev if warm else None,
+            epochs=finetune_epochs if warm else None,
+            label=f"{i + 1}/{len(ordered)} ",
+        )
+        if validation is not None:
+            rung.info["validation"] = asdict(measure(rung, validation))
+        rungs.append(rung)
+        prev = rung.model.state_dict()
+    return sorted(rungs, key=lambda r: r.lmbda)
+
+
+def initial_lambda(distortion: str, target: float) -> float:
+    """Lambda of the high-rate relation D = 1/(2 ln2 lambda) (MSE) or 1/(ln2 lambda) (MAE)."""
+    if not (target > 0 and math.isfinite(target)):
+        raise CodecError(f"the target distortion must be a positive number, got {target}")
+    return 1.0 / ((2.0 if distortion == "mse" else 1.0) * math.log(2.0) * target)
+
+
+@dataclass
+class TargetFit:
+    """The outcome of :func:`fit_target`."""
+
+    rungs: list[Rung]
+    """Every model trained on the way (ascending lambda)."""
+    best: int
+    """Index into ``rungs`` of the model whose held-out distortion is closest to the target."""
+    target: float
+    distortion: str
+    reached: bool
+    tolerance: float
+    trace: list[dict[str, float]] = field(default_factory=list)
+    """(lambda, held-out distortion, bpp) per round, in training order."""
+    message: str = ""
+
+
+def fit_target(
+    images: np.ndarray,
+    model_config: ModelConfig,
+    target: float,
+    config: TrainConfig,
+    *,
+    validation: np.ndarray,
+    tolerance: float = 0.05,
+    max_rounds: int = 6,
+    finetune_epochs: int | None = None,
+    initial: float | None = None,
+) -> TargetFit:
+    """Search lambda so that the held-out ``validation`` distortion equals ``target``."""
+    kind = config.distortion
+    lam = float(initial) if initial is not None else initial_lambda(kind, target)
+    ft_epochs = finetune_epochs if finetune_epochs is not None else max(1, config.epochs // 2)
+    tried: list[tuple[float, float, Rung]] = []
+    trace: list[dict[str, float]] = []
+    lo: tuple[float, float] | None = None  # (lambda, D) with D > target
+    hi: tuple[float, float] | None = None  # (lambda, D) with D < target
+    reached = False
+    message = ""
+    for r in range(max_rounds):
+        near = min(tried, key=lambda t: abs(math.log(t[0] / lam)), default=None)
+        rung = train_rung(
+            images,
+            model_config,
+            lam,
+            config,
+            init_state=near[2].model.state_dict() if near else None,
+            epochs=ft_epochs if near else None,
+            label=f"round {r + 1}/{max_rounds} ",
+        )
+        metrics = measure(rung, validation)
+        d = metrics.distortion(kind)
+        rung.info["validation"] = asdict(metrics)
+        rung.info["target"] = {"distortion": kind, "value": target}
+        tried.append((lam, d, rung))
+        trace.append({"lmbda": lam, kind: d, "bpp_estimated": metrics.bpp_estimated})
+        if abs(d - target) <= tolerance * target:
+            reached = True
+            break
+        if d > target:
+            lo = (lam, d) if lo is None or lam > lo[0] else lo
+        else:
+            hi = (lam, d) if hi is None or lam < hi[0] else hi
+            if metrics.bpp_estimated < 1e-3:
+                message = (
+                    f"target {kind.upper()} {target:g} is above what a near-zero-rate "
+                    f"reconstruction gives ({d:.4g}); no lambda reaches it"
+                )
+                break
+        lam = _next_lambda(lam, d, target, tried, lo, hi)
+    lam_b, d_b, _ = min(tried, key=lambda t: abs(t[1] - target))
+    rungs = sorted((t[2] for t in tried), key=lambda rr: rr.lmbda)
+    best = next(i for i, rr in enumerate(rungs) if rr.lmbda == lam_b)
+    if not message:
+        message = (
+            f"lambda {lam_b:.4g} gives held-out {kind.upper()} {d_b:.4g} for target {target:g}"
+            + ("" if reached else f" (outside the {tolerance:.0%} tolerance after {len(tried)} rounds)")
+        )
+    return TargetFit(rungs, best, target, kind, reached, tolerance, trace, message)
+
+
+def _next_lambda(
+    lam: float,
+    d: float,
+    target: float,
+    tried: list[tuple[float, float, Rung]],
+    lo: tuple[float, float] | None,
+    hi: tuple[float, float] | None,
+) -> float:
+    """Secant step on log D vs log lambda, kept inside the bracket [lo, hi] when there is one."""
+    slope = -1.0
+    if len(tried) >= 2:
+        (l1, d1, _), (l2, d2, _) = tried[-2], tried[-1]
+        if l1 != l2 and d1 > 0 and d2 > 0:
+            s = (math.log(d2) - math.log(d1)) / (math.log(l2) - math.log(l1))
+            if -4.0 <= s <= -0.05:
+                slope = s
+    step = (math.log(target) - math.log(d)) / slope
+    step = max(-math.log(16.0), min(math.log(16.0), step))
+    new = lam * math.exp(step)
+    if lo is not None and hi is not None:
+        a, b = math.log(lo[0]), math.log(hi[0])
+        if not (min(a, b) < math.log(new) < max(a, b)):
+            new = math.exp(0.5 * (a + b))
+    return new
+
+
+def train_codec(
+    images: np.ndarray,
+    *,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    lmbdas: Sequence[float] | None = None,
+    target: float | None = None,
+    validation_fraction: float = 0.1,
+    tolerance: float = 0.05,
+    max_rounds: int = 6,
+    finetune_epochs: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[Checkpoint, TargetFit | None]:
+    """Train a checkpoint on uint8 ``images`` from a lambda ladder or for a target distortion.
+
+    Give exactly one of ``lmbdas`` or ``target``. For a target, ``validation_fraction`` of the images
+    (a seeded random subset) are held out to measure the distortion; the rest train the models.
+    """
+    images = _check_images(images, model_config)
+    if (lmbdas is None) == (target is None):
+        raise CodecError("give either lambdas or a target distortion, not both or neither")
+    meta = dict(meta or {})
+    if lmbdas is not None:
+        rungs = train_ladder(images, model_config, lmbdas, config, finetune_epochs=finetune_epochs)
+        return Checkpoint(model_config, config.distortion, rungs, meta), None
+    if not 0.0 < validation_fraction < 1.0:
+        raise CodecError("validation_fraction must lie strictly between 0 and 1")
+    n_val = max(1, int(round(len(images) * validation_fraction)))
+    if len(images) - n_val < 1:
+        raise CodecError("too few images to hold some out for validation")
+    perm = np.random.default_rng(config.seed).permutation(len(images))
+    val, train = images[perm[:n_val]], images[perm[n_val:]]
+    fit = fit_target(
+        train,
+        model_config,
+        float(target),  # type: ignore[arg-type]
+        config,
+        validation=val,
+        tolerance=tolerance,
+        max_rounds=max_rounds,
+        finetune_epochs=finetune_epochs,
+    )
+    meta["target"] = {
+        "distortion": config.distortion,
+        "value": float(target),  # type: ignore[arg-type]
+        "reached": fit.reached,
+        "best_quality": fit.best,
+        "tolerance": tolerance,
+        "validation_images": int(n_val),
+        "trace": fit.trace,
+        "message": fit.message,
+    }
+    return Checkpoint(model_config, config.distortion, fit.rungs, meta), fit

@@ -1,0 +1,237 @@
+"""Where the noise's randomness comes from.
+
+A :class:`NoiseSource` hands out raw 64-bit words and turns them into exact uniform integers and
+uniform floats. It has two modes:
+
+- ``NoiseSource.create(None, stream)``: a cryptographically secure source; every word comes from
+  ``os.urandom``. This is the mode for a real private release.
+- ``NoiseSource.create(seed, stream)``: a reproducible source, numpy ``PCG64`` seeded with
+  ``np.random.SeedSequence(seed, spawn_key=(stream,))``. Each ``(seed, stream)`` pair gives its own
+  independent stream, so work split into chunks (``stream`` = chunk index) is byte-identical however
+  the chunks are spread over processes. A seeded source is for experiments, not for deployment:
+  whoever knows the seed can subtract the noise.
+
+Uniform integers below a bound ``m`` are exact: a word ``w`` of ``W`` bits is accepted when
+``w >= 2**W mod m`` and then reduced ``w mod m`` (the accepted range has a length divisible by
+``m``); rejected words are redrawn.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import ndtri
+
+from lossylearn.errors import PrivacyError
+
+_TWO32 = 1 << 32
+_TWO63 = 1 << 63
+
+
+@dataclass(eq=False)
+class NoiseSource:
+    """A stream of random words: CSPRNG (``seed is None``) or seeded ``(seed, stream)``."""
+
+    seed: int | None
+    stream: int
+    description: str
+    _gen: np.random.Generator | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, seed: int | None, stream: int) -> NoiseSource:
+        """A source for ``stream``; ``seed=None`` draws from ``os.urandom``, else deterministic."""
+        if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)) or stream < 0:
+            raise PrivacyError(f"noise stream must be a non-negative integer, got {stream!r}")
+        if seed is None:
+            return cls(seed=None, stream=int(stream), description="csprng (os.urandom)")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise PrivacyError(f"noise seed must be a non-negative integer or None, got {seed!r}")
+        seq = np.random.SeedSequence(int(seed), spawn_key=(int(stream),))
+        return cls(
+            seed=int(seed),
+            stream=int(stream),
+            description=(
+                f"seeded (numpy PCG64, SeedSequence({int(seed)}, spawn_key=({int(stream)},))), "
+                "reproducible, not for deployment"
+            ),
+            _gen=np.random.Generator(np.random.PCG64(seq)),
+        )
+
+    @property
+    def secure(self) -> bool:
+        """True when the words come from the operating system's CSPRNG."""
+        return self._gen is None
+
+    @property
+    def generator(self) -> np.random.Generator | None:
+        """The numpy generator of a seeded source (None for the CSPRNG)."""
+        return self._gen
+
+    # -- raw words ---------------------------------------------------------------------------
+    def words64(self, n: int) -> np.ndarray:
+        """``n`` independent uniform 64-bit words (uint64)."""
+        if n <= 0:
+            return np.empty(0, dtype=np.uint64)
+        if self._gen is None:
+            return np.frombuffer(os.urandom(8 * n), dtype=np.uint64).copy()
+        return self._gen.bit_generator.random_raw(n)
+
+    def words32(self, n: int) -> np.ndarray:
+        """``n`` independent uniform 32-bit words (uint32), two per 64-bit word."""
+        if n <= 0:
+            return np.empty(0, dtype=np.uint32)
+        return self.words64((n + 1) // 2).view(np.uint32)[:n]
+
+    # -- exact uniform integers --------------------------------------------------------------
+    def below(self, bound: int | np.ndarray, size: int | None = None) -> np.ndarray:
+        """Exact uniform integers in ``[0, bound)`` (int64); ``bound`` a scalar or an array.
+
+        Bounds must lie in ``[1, 2**63)``. With a scalar bound give ``size``; with an array bound
+        the result has the array's length. Scalar bounds up to 2**32 use Lemire's multiply-shift
+        with rejection (32-bit words); larger ones reject ``w >= q m`` (``q = 2**64 // m``) and
+        return ``w // q``.
+        """
+        if np.ndim(bound) == 0:
+            m = int(bound)
+            if size is None:
+                raise ValueError("below(): give size with a scalar bound")
+            if not 1 <= m < _TWO63:
+                raise ValueError(f"below(): bound {m} outside [1, 2**63)")
+            if m == 1 or size == 0:
+                return np.zeros(size, dtype=np.int64)
+            if m <= _TWO32:
+                return self._below_lemire(m, int(size))
+            return self._below_wide(m, int(size))
+        m_arr = np.asarray(bound, dtype=np.int64)
+        if m_arr.size == 0:
+            return np.empty(0, dtype=np.int64)
+        if int(m_arr.min()) < 1:
+            raise ValueError("below(): bounds must be >= 1")
+        return self._below_array(m_arr.astype(np.uint64))
+
+    def _below_lemire(self, m: int, size: int) -> np.ndarray:
+        # x = w * m for a 32-bit w: x >> 32 is uniform on [0, m) once the low halves below
+        # 2**32 mod m are rejected (Lemire 2019).
+        threshold = np.uint64(((1 << 32) - m) % m)
+        mm = np.uint64(m)
+        out = np.empty(size, dtype=np.int64)
+        todo: np.ndarray | None = None
+        while True:
+            n = size if todo is None else todo.size
+            x = self.words32(n).astype(np.uint64) * mm
+            value = (x >> np.uint64(32)).astype(np.int64)
+            bad = np.flatnonzero((x & np.uint64(0xFFFFFFFF)) < threshold)
+            if todo is None:
+                out[:] = value
+                todo = bad
+            else:
+                out[todo] = value
+                todo = todo[bad]
+            if todo.size == 0:
+                return out
+
+    def _below_wide(self, m: int, size: int) -> np.ndarray:
+        q = (1 << 64) // m
+        limit = np.uint64(q * m - 1)
+        out = np.empty(size, dtype=np.int64)
+        todo = np.arange(size)
+        while todo.size:
+            w = self.words64(todo.size)
+            ok = w <= limit
+            out[todo[ok]] = (w[ok] // np.uint64(q)).astype(np.int64)
+            todo = todo[~ok]
+        return out
+
+    def _below_array(self, m: np.ndarray) -> np.ndarray:
+        wide = int(m.max()) > _TWO32
+        out = np.empty(m.size, dtype=np.int64)
+        todo = np.arange(m.size)
+        mm = m if wide else m.astype(np.uint32)
+        # 2**bits mod m, computed in unsigned wrap-around arithmetic: (0 - m) mod m.
+        threshold = (np.zeros_like(mm) - mm) % mm
+        while todo.size:
+            w = self.words64(todo.size) if wide else self.words32(todo.size)
+            mt, tt = mm[todo], threshold[todo]
+            ok = w >= tt
+            out[todo[ok]] = (w[ok] % mt[ok]).astype(np.int64)
+            todo = todo[~ok]
+        return out
+
+    def bernoulli(self, numer: int | np.ndarray, denom: int, size: int) -> np.ndarray:
+        """Exact Bernoulli(numer/denom) draws (bool); ``0 <= numer <= denom < 2**63``.
+
+        A word ``w`` is kept when ``w < j denom`` (``j = 2**W // denom``), so it is uniform on
+        ``[0, j denom)``, and the draw is ``w < j numer``: no division per draw.
+        """
+        denom = int(denom)
+        if not 1 <= denom < _TWO63:
+            raise ValueError(f"bernoulli(): denominator {denom} outside [1, 2**63)")
+        wide = denom > _TWO32
+        bits = 64 if wide else 32
+        dtype = np.uint64 if wide else np.uint32
+        j = (1 << bits) // denom
+        limit = dtype(j * denom - 1)  # largest kept word
+        numer_arr = np.asarray(numer, dtype=np.int64)
+        # w < j numer  <=>  w <= j numer - 1 (j numer - 1 <= limit fits the word type);
+        # numer = 0 never succeeds.
+        never = numer_arr == 0
+        safe = np.where(never, 1, numer_arr).astype(np.uint64)
+        cut_w = (safe * np.uint64(j) - np.uint64(1)).astype(dtype)
+        any_never = bool(np.any(never))
+        out = np.empty(size, dtype=bool)
+        todo: np.ndarray | None = None
+        while True:
+            n = size if todo is None else todo.size
+            w = self.words64(n) if wide else self.words32(n)
+            sub = cut_w if cut_w.ndim == 0 or todo is None else cut_w[todo]
+            value = w <= sub
+            if any_never:
+                value &= ~(never if never.ndim == 0 or todo is None else never[todo])
+            bad = np.flatnonzero(w > limit)
+            if todo is None:
+                out[:] = value
+                todo = bad
+            else:
+                out[todo] = value
+                todo = todo[bad]
+            if todo.size == 0:
+                return out
+
+    def uniform_words_below(self, limit_exclusive: int, size: int) -> np.ndarray:
+        """64-bit words uniform on ``[0, limit_exclusive)`` (uint64), by rejection."""
+        if not 1 <= limit_exclusive <= (1 << 64):
+            raise ValueError("uniform_words_below(): limit outside [1, 2**64]")
+        out = self.words64(size)
+        if limit_exclusive == 1 << 64:
+            return out
+        last = np.uint64(limit_exclusive - 1)
+        bad = np.flatnonzero(out > last)
+        while bad.size:
+            w = self.words64(bad.size)
+            out[bad] = w
+            bad = bad[w > last]
+        return out
+
+    # -- floats --------------------------------------------------------------------------------
+    def uniform_open(self, size: int) -> np.ndarray:
+        """Uniform floats on the open interval (0, 1): 52 random bits, centred in their cell.
+
+        ``(k + 0.5) / 2**52`` for ``k < 2**52`` is exactly representable, so 0 and 1 never occur.
+        """
+        w = self.words64(size)
+        return ((w >> np.uint64(12)).astype(np.float64) + 0.5) * (2.0**-52)
+
+    def normal(self, scale: float, size: int) -> np.ndarray:
+        """Float64 Gaussian noise: numpy's sampler when seeded, inverse CDF of CSPRNG bits else."""
+        if self._gen is not None:
+            return self._gen.normal(0.0, scale, size)
+        return scale * ndtri(self.uniform_open(size))
+
+    def laplace(self, scale: float, size: int) -> np.ndarray:
+        """Float64 Laplace noise: numpy's sampler when seeded, inverse CDF of CSPRNG bits else."""
+        if self._gen is not None:
+            return self._gen.laplace(0.0, scale, size)
+        e = self.uniform_open(size) - 0.5
+        return -scale * np.sign(e) * np.log1p(-2.0 * np.abs(e))

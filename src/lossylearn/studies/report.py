@@ -1,0 +1,172 @@
+"""report.html for an LCoN study: one self-contained page (figures inlined, no network access)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_report", "accuracy_table"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1180px;
+color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.86em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
+pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}.ok{color:#17702a;font-weight:600}.no{color:#b3261e;font-weight:600}
+.na{color:#777}.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:380px;border:1px solid #eee}
+img.wide{max-width:100%;border:1px solid #eee}.muted{color:#666;font-size:.9em}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(path: Path, cls: str = "", alt: str = "") -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    c = f' class="{cls}"' if cls else ""
+    return f'<img{c} alt="{_e(alt or path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _pct(m: float, s: float, n: int) -> str:
+    return f"{100 * m:.1f}" + (f" ± {100 * s:.1f}" if n > 1 else "")
+
+
+def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
+    th = "".join(f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>" for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _col(test: str, eps: float) -> str:
+    return test if not eps else f"{test} {eps:g}"
+
+
+def accuracy_table(summary: list[dict[str, Any]], sweep: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of mean ± std accuracy (%) per (PSNR or target, scheme) and test set."""
+    order = ["clean", "noisy", "lcon", "fgsm", "lcon-fgsm", "pgd"]
+    cols = sorted({(s["test"], s["epsilon"]) for s in summary if s["sweep"] == sweep},
+                  key=lambda c: (order.index(c[0]) if c[0] in order else 9, c[1]))  # fmt: skip
+    cells: dict[tuple[float, float, str], dict[tuple[str, float], str]] = defaultdict(dict)
+    extra: dict[tuple[float, float, str], tuple[int, int]] = {}
+    for s in summary:
+        if s["sweep"] != sweep:
+            continue
+        key = (s["psnr"], s["target_distortion"], s["train"])
+        cells[key][(s["test"], s["epsilon"])] = _pct(s["mean"], s["std"], s["n_seeds"])
+        extra[key] = (s["n_train"], s["n_seeds"])
+    first = ["PSNR (dB)", "train", "n_train", "seeds"] if sweep == "noise" else ["target", "reached", "n_train", "seeds"]
+    head = first + [_col(t, e) for t, e in cols]
+    sch = {"clean": 0, "noisy": 1, "lcon": 2}
+    rows = []
+    achieved = {s["target_distortion"]: s["achieved_distortion"] for s in summary if s["sweep"] == sweep}
+    for key in sorted(cells, key=lambda k: (k[0], k[1], sch.get(k[2], 9))):
+        p, t, train = key
+        lead = [f"{p:g}", train] if sweep == "noise" else [f"{t:g}", f"{achieved[t]:.0f}"]
+        rows.append(lead + [str(extra[key][0]), str(extra[key][1])] + [cells[key].get(c, "") for c in cols])
+    return head, rows
+
+
+def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) -> Path:
+    """Write the HTML report of a study from its results.json payload and figure files."""
+    cfg = results["config"]
+    ds = results["dataset"]
+    parts: list[str] = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>LCoN study report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>LCoN study: private, compressed training data vs clean and noisy data</h1>",
+        f"<p class='muted'>Reproduces section VI-A of Isik &amp; Weissman (Fig. 2 and Fig. 3) on "
+        f"<b>{_e(ds['name'])}</b> ({_e(ds['source'])}). Profile <b>{_e(cfg['profile'])}</b>; "
+        f"{ds['n_train_pool']} training images in the pool, {ds['n_test']} test images, image shape "
+        f"{_e(tuple(ds['image_shape']))}; model {_e(results['model']['name'])} "
+        f"({results['model']['parameters']:,} parameters), {cfg['epochs']} epochs, seeds {_e(cfg['seeds'])}; "
+        f"noise {_e(cfg['noise'])}, codec {_e(cfg['codec'])}; storage calibration "
+        f"{'on' if cfg['calibrate'] else 'off (equal counts)'}.</p>",
+        "<h2>Command</h2>",
+        f"<pre>{_e(results.get('command') or '(called from Python)')}</pre>",
+    ]
+
+    parts.append("<h2>Do the paper's claims hold here?</h2>")
+    claim_rows = []
+    for c in results["claims"]:
+        mark = ("<span class='ok'>holds</span>" if c["holds"] else "<span class='no'>fails</span>") if c["holds"] is not None else "<span class='na'>n/a</span>"
+        claim_rows.append([_e(c["statement"]), mark, _e(c["detail"])])
+    parts.append(_table(["claim", "here", "evidence (means over seeds)"], claim_rows, left=3))
+
+    parts.append("<h2>Figures</h2><div class='figs'>")
+    for name in sorted(figures):
+        if name.startswith("fig"):
+            parts.append(_img(figures[name], alt=name))
+    parts.append("</div><p class='muted'>Error bars: sample standard deviation over seeds (none with one seed). "
+                 "PSNR is that of the noisy images as set by the noise variance, before compression. "
+                 "Panel (d): filled markers are FGSM images computed against the model under test from clean test "
+                 "images; empty markers are the same images after LCoN processing (the paper's LCoN-adv). "
+                 "Panel (e) is the same for PGD. Fig. 3's x axis is the distortion the codec really reached.</p>")
+
+    parts.append("<h2>Storage: bits per pixel and calibration</h2>")
+    srows = []
+    stores = {s["psnr"]: s for s in results["stores"] if s["sweep"] == "noise"}
+    for cal in results["calibration"]:
+        s = stores[cal["psnr"]]
+        sch = cal["schemes"]
+        srows.append([
+            f"{cal['psnr']:g}", f"{s['bits_per_pixel']:.3f}", str(s["quality"]),
+            f"{s['target_distortion']:.4g}", f"{s['achieved_distortion']:.4g}",
+            "<span class='ok'>yes</span>" if s["target_reached"] else "<span class='no'>no</span>",
+            f"{cal['png_bits_per_pixel']['clean']:.3f}", f"{cal['png_bits_per_pixel']['noisy']:.3f}",
+            " / ".join(str(sch[k]["n_train"]) for k in ("clean", "noisy", "lcon")),
+            " / ".join(f"{sch[k]['train_bits'] / 8e3:.1f}" for k in ("clean", "noisy", "lcon")),
+            f"{100 * max(v['relative_gap'] for v in sch.values()):.2f}%",
+        ])  # fmt: skip
+    parts.append(_table(
+        ["PSNR (dB)", "LCoN bpp", "quality", f"target {cfg['noise'] == 'gaussian' and 'MSE' or 'MAE'}",
+         "reached", "target met", "clean PNG bpp", "noisy PNG bpp", "n_train clean/noisy/LCoN",
+         "kB clean/noisy/LCoN", "max gap to budget"], srows))  # fmt: skip
+    parts.append("<p class='muted'>Bits per pixel count every stored byte (coded payloads plus headers shared by the "
+                 "whole set, e.g. JPEG tables) over all pixel positions. Clean and noisy training sets are counted at "
+                 "their lossless PNG size with the PNG header counted once. Each scheme keeps the longest prefix of its "
+                 "randomly ordered examples that fits in the common budget.</p>")
+    unmet = [s for s in results["stores"] if not s["target_reached"]]
+    if unmet:
+        parts.append("<p><b>Codec notes.</b></p><ul>" + "".join(
+            f"<li>{_e(s['name'])}: {_e(s['message'])}</li>" for s in unmet) + "</ul>")  # fmt: skip
+
+    parts.append("<h2>Accuracy (%), noise-level sweep (Fig. 2)</h2>")
+    head, rows = accuracy_table(results["summary"], "noise")
+    parts.append(_table(head, rows, left=2))
+    if any(s["sweep"] == "distortion" for s in results["summary"]):
+        parts.append(f"<h2>Accuracy (%), distortion sweep at fixed noise (Fig. 3; matched distortion "
+                     f"{results['sweep_matched_distortion']:g})</h2>")
+        head, rows = accuracy_table(results["summary"], "distortion")
+        parts.append(_table(head, rows, left=2))
+
+    parts.append("<h2>Sample images (test set)</h2>")
+    for name in ("samples_noise", "samples_distortion"):
+        if name in figures:
+            parts.append(_img(figures[name], cls="wide", alt=name))
+
+    parts.append("<h2>Privacy</h2><p>From the manifest of each LCoN training store:</p><ul>")
+    for s in results["stores"]:
+        parts.append(f"<li><b>{_e(s['name'])}</b>: {_e(s['privacy'].get('statement', ''))}</li>")
+    parts.append("</ul>")
+    nc = next((s["privacy"].get("not_covered") for s in results["stores"] if s["privacy"].get("not_covered")), None)
+    if nc:
+        parts.append("<p class='muted'>Not covered by the guarantee: " + "; ".join(_e(x) for x in nc) + ".</p>")
+
+    t = results["timing"]
+    parts.append("<h2>Versions and cost</h2>")
+    parts.append(_table(["component", "version"], [[_e(k), _e(v)] for k, v in results["versions"].items()], left=2))
+    parts.append(f"<p>{t['models_trained']} models trained; seconds: compress {t['compress']}, calibrate "
+                 f"{t['calibrate']}, train {t['train']}, evaluate {t['evaluate']}, total {t['total']}.</p>")
+    parts.append("<p class='muted'>All numbers are in results.json and results.csv next to this page.</p>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -1,0 +1,61 @@
+"""``lossylearn study urdc``: the universal RDC/RDP study from the command line (thin wrapper)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from lossylearn.errors import LossylearnError
+from lossylearn.urdc.study import PROFILES, get_profile, run_study
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="urdc",
+    help="Universal rate-distortion-classification/perception study on MNIST: one encoder, many decoders.",
+    add_completion=False,
+    no_args_is_help=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    profile: str = typer.Option("quick", "--profile", help=f"Grid and budget: {', '.join(PROFILES)}."),
+    out: Path = typer.Option(..., "--out", help="Output folder (results.json, figures, report.html, models/); reruns resume."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="MNIST IDX folder; default: the embedded 5k digits."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every model, and of the shared dither."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the profile's training epochs."),
+    limit: int | None = typer.Option(None, "--limit", min=20, help="Use only the first N images of each split."),
+    w1_steps: int | None = typer.Option(None, "--w1-steps", min=1, help="Override the W1 evaluation critic's steps."),
+    decoder: str | None = typer.Option(None, "--decoder", help="Override the decoder kind: conv (anchor) or mlp."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show Rich progress bars."),
+) -> None:
+    """Train the classifier, end-to-end and universal models of a profile; write results and report."""
+    console = Console(stderr=True)
+    try:
+        prof = get_profile(profile)
+        overrides: dict[str, object] = {}
+        if epochs is not None:
+            overrides["epochs"] = epochs
+            overrides["classifier_epochs"] = min(prof.classifier_epochs, epochs)
+        if limit is not None:
+            overrides["limit"] = limit
+        if w1_steps is not None:
+            overrides["w1_steps"] = w1_steps
+        if decoder is not None:
+            overrides["decoder"] = decoder
+        prof = dataclasses.replace(prof, **overrides)  # type: ignore[arg-type]
+        result = run_study(prof, out=out, data_dir=data_dir, seed=seed, device=device, threads=threads,
+                           progress=progress, log=lambda s: console.print(s, highlight=False))
+    except LossylearnError as exc:
+        console.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    for p in result.penalties:
+        gap = "n/a" if p.max_gap is None else f"{p.max_gap:.1%}"
+        console.print(f"penalty [{p.objective}] {p.encoder}: endpoint {p.endpoint:.1%}, max gap {gap}", highlight=False)
+    typer.echo(f"wrote {out / 'results.json'} ({len(result.rows)} rows) and {out / 'report.html'}")

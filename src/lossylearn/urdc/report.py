@@ -1,0 +1,196 @@
+"""Figures in the slides' style and a self-contained report page for a urdc study.
+
+* ``fig_rdc.png``: distortion (MSE) vs classifier CE at the universal rate; end-to-end models are
+  points with black outlines joined by a line, universal decoders are coloured points per encoder.
+* ``fig_rdc_rates.png``: end-to-end distortion-classification curves at every rate.
+* ``fig_rdp.png``: distortion vs W1 (perception), end to end at every rate and universal points.
+* ``report.html``: the tables, the anchor's published numbers beside ours, the penalties, the
+  figures and one strip of sample test reconstructions per decoder, all base64-embedded.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lossylearn.urdc.study import ResultRow, StudyResult
+
+__all__ = ["ANCHOR_RDC", "ANCHOR_RDP", "ANCHOR_PENALTY", "plot_figures", "write_report"]
+
+#: Published anchor numbers at 4.755 bits (REFERENCE.md, from the uRDP/RDC result CSVs;
+#: 60k training digits, 10k test digits): (model, lambda, MSE, CE or W1).
+ANCHOR_RDC: tuple[tuple[str, str, float, str], ...] = (
+    ("end-to-end", "lambda_c = 0", 0.0456, "CE 1.468 (acc ~61%)"),
+    ("end-to-end", "lambda_c = 0.0066", 0.0475, "CE 0.279 (acc ~93%)"),
+    ("end-to-end", "lambda_c = 0.015", 0.0506, "CE 0.176 (acc ~97%)"),
+    ("universal (encoder lambda_c = 0.015)", "lambda_c = 0 ... 0.015", 0.0500, "MSE 0.0500-0.0504, CE 0.167-0.217"),
+)
+ANCHOR_RDP: tuple[tuple[str, str, float, str], ...] = (
+    ("end-to-end, 4.755 bits", "lambda_p = 0", 0.0459, "W1 5.88"),
+    ("end-to-end, 4.755 bits", "lambda_p = 0.015", 0.0731, "W1 1.11"),
+    ("universal, 4.755 bits", "lambda_p = 0", 0.0467, "W1 5.64"),
+    ("universal, 4.755 bits", "lambda_p = 0.013", 0.0726, "W1 1.21"),
+    ("end-to-end, 6 bits", "lambda_p = 0 / 0.015", 0.0416, "MSE 0.0416 / 0.0654, W1 5.18 / 0.90"),
+    ("end-to-end, 8 bits", "lambda_p = 0 / 0.013", 0.0362, "MSE 0.0362 / 0.0546, W1 4.38 / 0.87"),
+)
+#: The anchor's universal distortion penalty at the MSE-only end: (0.0500 - 0.0456) / 0.0456.
+ANCHOR_PENALTY = (0.0500 - 0.0456) / 0.0456
+
+_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+
+
+def _png(fig: object) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+    return buf.getvalue()
+
+
+def _curve(ax: object, rows: list[ResultRow], x: str, label: str, color: str, outline: bool) -> None:
+    pts = sorted(rows, key=lambda r: getattr(r, x))
+    xs = [getattr(r, x) for r in pts]
+    ys = [r.mse for r in pts]
+    if outline:
+        ax.plot(xs, ys, "-", color=color, alpha=0.6)  # type: ignore[attr-defined]
+    ax.scatter(xs, ys, s=55, color=color, edgecolors="black" if outline else "none",  # type: ignore[attr-defined]
+               linewidths=1.5 if outline else 0, label=label, zorder=3)
+
+
+def plot_figures(result: StudyResult) -> dict[str, bytes]:
+    """PNG bytes of the three figures, keyed by file name (only those with data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result.rows
+    d, levels = result.profile.universal_rate
+    ur = d * float(np.log2(levels))
+    out: dict[str, bytes] = {}
+    for objective, x, xlabel, name in (
+        ("classification", "ce", "classifier cross-entropy (nats)", "fig_rdc.png"),
+        ("perception", "w1", "W1 (fresh critic estimate)", "fig_rdp.png"),
+    ):
+        sel = [r for r in rows if r.objective == objective]
+        if not sel:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        rates = sorted({r.rate_bits for r in sel})
+        for k, rate in enumerate(rates):
+            e2e = [r for r in sel if r.mode == "end-to-end" and abs(r.rate_bits - rate) < 1e-9]
+            if e2e and (objective == "perception" or abs(rate - ur) < 1e-9):
+                _curve(ax, e2e, x, f"end-to-end, R = {rate:.3f}", _COLORS[k % len(_COLORS)] if objective == "perception" else "black", True)
+        uni = [r for r in sel if r.mode == "universal"]
+        for k, enc in enumerate(sorted({r.encoder for r in uni})):
+            _curve(ax, [r for r in uni if r.encoder == enc], x, f"universal, encoder {enc}",
+                   _COLORS[(k + 2) % len(_COLORS)], False)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("MSE per pixel")
+        ax.set_title(f"distortion-{objective} at R = {ur:.3f} bits" if objective == "classification"
+                     else "distortion-perception")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        out[name] = _png(fig)
+        plt.close(fig)
+    rdc = [r for r in rows if r.objective == "classification" and r.mode == "end-to-end"]
+    if rdc:
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        for k, rate in enumerate(sorted({r.rate_bits for r in rdc})):
+            _curve(ax, [r for r in rdc if abs(r.rate_bits - rate) < 1e-9], "ce", f"R = {rate:.3f} bits",
+                   _COLORS[k % len(_COLORS)], True)
+        ax.set_xlabel("classifier cross-entropy (nats)")
+        ax.set_ylabel("MSE per pixel")
+        ax.set_title("distortion-classification at several rates (end to end)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        out["fig_rdc_rates.png"] = _png(fig)
+        plt.close(fig)
+    return out
+
+
+def _strip_png(images: np.ndarray) -> bytes:
+    """uint8 (n, 28, 28) -> one PNG strip, upscaled 2x."""
+    from PIL import Image
+
+    strip = np.concatenate(list(images), axis=1) if len(images) else np.zeros((28, 28), np.uint8)
+    img = Image.fromarray(strip.astype(np.uint8), mode="L").resize((strip.shape[1] * 2, 56), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _b64(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _table(header: list[str], body: list[list[object]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    trs = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><tr>{th}</tr>{trs}</table>"
+
+
+def write_report(result: StudyResult, out: Path) -> Path:
+    """Write the figures (PNG files) and ``report.html`` into ``out``; returns the page's path."""
+    out = Path(out)
+    figures = plot_figures(result)
+    for name, png in figures.items():
+        (out / name).write_bytes(png)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>lossylearn urdc study</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+        "margin:1em 0;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+        "th{background:#eee}img{max-width:100%}</style></head><body>",
+        f"<h1>Universal rate-distortion-classification/perception study (profile {html.escape(result.profile.name)})</h1>",
+        f"<p>Data: {html.escape(str(result.meta.get('data')))}<br>Classifier on the test split: "
+        f"accuracy {_fmt(result.classifier.get('test_accuracy'))}, CE {_fmt(result.classifier.get('test_ce'))} nats."
+        f"<br>Bitstream: {html.escape(str(result.meta.get('bitstream')))}; dither seed {_fmt(result.meta.get('dither_seed'))}."
+        f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {html.escape(str(result.meta.get('device')))}.</p>",
+        "<h2>Results (test split)</h2>",
+        _table(
+            ["mode", "objective", "rate", "lambda_c", "lambda_p", "MSE", "CE", "acc", "W1", "H(idx)", "encoder", "model"],
+            [[r.mode, r.objective, r.rate_bits, r.lambda_c, r.lambda_p, r.mse, r.ce, r.accuracy, r.w1,
+              r.entropy_bits, r.encoder, r.model] for r in result.rows],
+        ),
+        "<h2>Universal distortion penalty</h2>",
+        "<p><i>endpoint</i>: lowest MSE of any universal decoder on the encoder vs the end-to-end MSE-only "
+        f"model (the anchor's figure: {ANCHOR_PENALTY:.1%}). <i>max gap</i>: largest relative MSE gap at equal "
+        "CE (or W1) where both curves overlap.</p>",
+        _table(
+            ["objective", "encoder", "e2e MSE-only", "universal best MSE", "endpoint penalty", "max gap", "at CE/W1"],
+            [[p.objective, p.encoder, p.e2e_mse_only, p.universal_best_mse, f"{p.endpoint:.1%}",
+              "-" if p.max_gap is None else f"{p.max_gap:.1%}", p.max_gap_at] for p in result.penalties],
+        ),
+    ]
+    if result.shared_heads:
+        parts += ["<h3>Heads of the shared (multi-objective) encoder</h3>",
+                  _table(["encoder", "lambda_c", "lambda_p", "MSE", "CE", "acc"],
+                         [[h["encoder"], h["lambda_c"], h["lambda_p"], h["mse"], h["ce"], h["accuracy"]]
+                          for h in result.shared_heads])]
+    parts += [
+        "<h2>Anchor (published, 60k training digits, 4.755 bits)</h2>",
+        _table(["model", "lambda", "MSE", "other"], [list(r) for r in ANCHOR_RDC + ANCHOR_RDP]),
+        "<h2>Figures</h2>",
+    ]
+    parts += [f"<p><b>{html.escape(n)}</b><br><img src='{_b64(png)}'></p>" for n, png in figures.items()]
+    parts.append("<h2>Sample test reconstructions (one digit of each class)</h2><table>")
+    if result.originals is not None:
+        parts.append(f"<tr><td>original</td><td><img src='{_b64(_strip_png(result.originals))}'></td></tr>")
+    for model_id, samples in result.samples.items():
+        parts.append(f"<tr><td>{html.escape(model_id)}</td><td><img src='{_b64(_strip_png(samples))}'></td></tr>")
+    parts.append("</table></body></html>")
+    page = out / "report.html"
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page

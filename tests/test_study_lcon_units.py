@@ -1,0 +1,114 @@
+"""Pure parts of the LCoN study: storage calibration, summaries, claims, profiles, CLI parsing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lossylearn.errors import LossylearnError
+from lossylearn.studies import (
+    PAPER_PSNRS,
+    CodedSizes,
+    ResultRow,
+    calibrate_storage,
+    check_claims,
+    largest_prefix,
+    profile_config,
+    summarize,
+)
+from lossylearn.studies.cli import parse_floats, parse_ints
+
+
+def test_largest_prefix_counts_the_shared_header() -> None:
+    sizes = np.array([10, 20, 30, 40])
+    assert largest_prefix(sizes, 5, 5) == 0
+    assert largest_prefix(sizes, 5, 15) == 1
+    assert largest_prefix(sizes, 5, 34) == 1
+    assert largest_prefix(sizes, 5, 35) == 2
+    assert largest_prefix(sizes, 5, 65) == 3
+    assert largest_prefix(sizes, 5, 10_000) == 4
+
+
+def test_calibration_gives_every_scheme_the_smallest_full_budget() -> None:
+    lcon = CodedSizes(np.full(100, 50), 600)  # 5,600 bytes in all
+    clean = CodedSizes(np.full(100, 200), 60)
+    noisy = CodedSizes(np.full(100, 700), 60)
+    b = calibrate_storage({"clean": clean, "noisy": noisy, "lcon": lcon})
+    assert b["lcon"].n_train == 100 and b["lcon"].train_bits == 8 * 5600
+    assert b["clean"].n_train == (5600 - 60) // 200 == 27
+    assert b["noisy"].n_train == (5600 - 60) // 700 == 7
+    for v in b.values():
+        assert v.budget_bits == 8 * 5600
+        assert 0 <= v.relative_gap < 0.15
+    # A baseline whose whole set is smaller than the LCoN set sets the budget instead.
+    small = calibrate_storage({"clean": CodedSizes(np.full(10, 100), 0), "lcon": lcon})
+    assert small["clean"].n_train == 10 and small["lcon"].n_train == (1000 - 600) // 50
+    off = calibrate_storage({"clean": clean, "lcon": lcon}, enabled=False)
+    assert off["clean"].n_train == off["lcon"].n_train == 100
+    with pytest.raises(LossylearnError, match="without a single example"):
+        calibrate_storage({"noisy": CodedSizes(np.full(3, 10_000), 0), "lcon": CodedSizes(np.full(3, 1), 0)})
+
+
+def _row(psnr: float, train: str, test: str, acc: float, seed: int = 0, eps: float = 0.0,
+         sweep: str = "noise", target: float = 100.0, achieved: float = 100.0) -> ResultRow:  # fmt: skip
+    return ResultRow(
+        sweep=sweep, psnr=psnr, noise_sigma=10.0, target_distortion=target, achieved_distortion=achieved,
+        target_reached=True, metric="mse", quality=50, train=train, test=test, epsilon=eps, accuracy=acc,
+        n_test=100, n_train=10, train_bits=800, budget_bits=800, bits_per_pixel=0.5, seed=seed, model="cnn",
+        epochs=1, train_seconds=0.1,
+    )  # fmt: skip
+
+
+def test_summary_mean_and_sample_std_over_seeds() -> None:
+    rows = [_row(10, "lcon", "clean", a, seed=s) for s, a in enumerate([0.8, 0.9, 1.0])]
+    (s,) = summarize(rows)
+    assert s.n_seeds == 3
+    assert math.isclose(s.mean, 0.9)
+    assert math.isclose(s.std, 0.1)
+
+
+def test_claims_hold_and_fail_with_reasons() -> None:
+    rows = []
+    for p in (10.0, 20.0):
+        rows += [_row(p, "lcon", "clean", 0.9), _row(p, "noisy", "clean", 0.7), _row(p, "clean", "clean", 0.91)]
+        rows += [_row(p, "lcon", "fgsm", 0.5, eps=0.1), _row(p, "noisy", "fgsm", 0.3, eps=0.1),
+                 _row(p, "clean", "fgsm", 0.6 if p == 10 else 0.2, eps=0.1)]  # fmt: skip
+    for t, a in ((25.0, 0.5), (100.0, 0.8), (400.0, 0.6)):
+        rows += [_row(16, "lcon", x, a, sweep="distortion", target=t, achieved=t) for x in ("clean", "noisy", "lcon")]
+    claims = {c.name: c for c in check_claims(summarize(rows), sweep_matched=100.0)}
+    assert claims["lcon_beats_noisy"].holds is True
+    assert claims["lcon_beats_noisy"].detail.startswith("4 of 4")
+    assert claims["lcon_close_to_clean"].holds is True
+    assert claims["lcon_more_robust_fgsm"].holds is False
+    assert "PSNR 10 eps 0.1" in claims["lcon_more_robust_fgsm"].detail
+    assert claims["fig3_peak_at_matched"].holds is True
+    # Peak far from the matched distortion fails.
+    far = check_claims(summarize(rows), sweep_matched=1600.0)
+    assert next(c for c in far if c.name == "fig3_peak_at_matched").holds is False
+
+
+def test_profiles_and_overrides() -> None:
+    q = profile_config("quick")
+    assert q.psnrs == (10.1, 16.1, 22.1) and q.seeds == (0,) and q.n_train == 1000
+    p = profile_config("paper")
+    assert p.psnrs == PAPER_PSNRS and p.seeds == (0, 1, 2) and p.n_train is None
+    c = profile_config("paper", dataset="celeba")
+    assert c.model == "resnet34" and c.image_size == 64 and c.hflip
+    o = profile_config("quick", psnrs=[12.0], epochs=None, calibrate=False)
+    assert o.psnrs == (12.0,) and o.epochs == 3 and not o.calibrate
+    with pytest.raises(LossylearnError, match="unknown profile"):
+        profile_config("huge")
+    with pytest.raises(LossylearnError, match="seeds must be distinct"):
+        profile_config("quick", seeds=[1, 1])
+    with pytest.raises(LossylearnError, match="epsilons"):
+        profile_config("quick", fgsm_eps=[8.0])
+
+
+def test_cli_list_parsing() -> None:
+    assert parse_floats("8.1, 10.1", "psnr") == (8.1, 10.1)
+    assert parse_ints("0,1,2", "seeds") == (0, 1, 2)
+    assert parse_floats(None, "psnr") is None
+    with pytest.raises(LossylearnError, match="--psnr takes comma-separated numbers"):
+        parse_floats("a,b", "psnr")

@@ -1,0 +1,140 @@
+"""Networks, training loops and metrics of lossylearn.urdc, on small slices of the embedded digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lossylearn.data import load_dataset
+from lossylearn.errors import LossylearnError
+from lossylearn.urdc.metrics import classifier_scores, estimate_w1, mean_squared_error, receive, transmit
+from lossylearn.urdc.models import ConvDecoder, Critic, Encoder, MLPDecoder, NetConfig, build_decoder
+from lossylearn.urdc.quantizer import DitheredQuantizer
+from lossylearn.urdc.study import ResultRow, compute_penalties, plan_models, get_profile
+from lossylearn.urdc.train import Head, Objective, TrainConfig, images_to_tensor, resolve_device, train_classifier, train_codec
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ds = load_dataset("mnist", limit=600)
+    return (
+        images_to_tensor(ds.train_images),
+        torch.from_numpy(ds.train_labels),
+        images_to_tensor(ds.test_images[:300]),
+        torch.from_numpy(ds.test_labels[:300]),
+    )
+
+
+def test_network_shapes_and_ranges() -> None:
+    x = torch.rand(5, 1, 28, 28)
+    enc = Encoder(3).eval()
+    y = enc(x)
+    assert y.shape == (5, 3) and float(y.abs().max()) <= 1.0
+    z = torch.rand(5, 3) * 2 - 1
+    for dec in (ConvDecoder(3).eval(), MLPDecoder(3).eval()):
+        out = dec(z)
+        assert out.shape == (5, 1, 28, 28) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert Critic()(x).shape == (5,)
+
+
+def test_net_config_round_trip_and_errors() -> None:
+    cfg = NetConfig(latent_dim=4, levels=4, decoder="mlp", mlp_decoder_hidden=(64, 256))
+    assert NetConfig.from_dict(cfg.to_dict()) == cfg
+    assert isinstance(build_decoder(cfg), MLPDecoder)
+    with pytest.raises(LossylearnError, match="unknown decoder"):
+        NetConfig(decoder="resnet")
+    with pytest.raises(LossylearnError):
+        Objective(-1.0, 0.0)
+    with pytest.raises(LossylearnError):
+        resolve_device("tpu")
+
+
+def test_classifier_beats_chance_by_far(digits) -> None:
+    x, y, xt, yt = digits
+    clf = train_classifier(x, y, epochs=3, seed=0)
+    ce, acc = classifier_scores(clf, xt, yt)
+    assert acc > 0.75 and ce < 1.0  # chance: 10% and ln 10 = 2.30 nats
+
+
+def test_end_to_end_then_universal_decoder_learns(digits) -> None:
+    x, y, xt, yt = digits
+    q = DitheredQuantizer(3, 3)
+    torch.manual_seed(0)
+    enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
+    cfg = TrainConfig(epochs=4, batch_size=32)
+    logs = train_codec(enc, [Head(dec, Objective())], q, x, y, classifier=None, config=cfg, train_encoder=True, seed=0)
+    assert logs[-1].mse[0] < logs[0].mse[0]
+    data, size = transmit(enc, q, xt, seed=11)
+    assert size.payload_bits == int(np.ceil(300 * q.rate_bits))
+    rec, symbols = receive(data, dec)
+    # the receiver, rebuilding the dither from (seed, index), matches the sender-side decode exactly
+    with torch.no_grad():
+        u = q.dither_for(11, np.arange(300))
+        direct = dec(q.dequantize(q.indices(enc(xt), u), u))
+    torch.testing.assert_close(rec, direct)
+    mse = mean_squared_error(rec, xt)
+    mean_image_mse = mean_squared_error(x.mean(0, keepdim=True).expand_as(xt), xt)
+    assert mse < mean_image_mse  # 4.755 bits beat sending nothing
+    # a fresh decoder on the frozen encoder reaches a comparable distortion (cached latents path)
+    dec2 = build_decoder(NetConfig(decoder="mlp"))
+    enc_before = [p.clone() for p in enc.parameters()]
+    train_codec(enc, [Head(dec2, Objective())], q, x, y, classifier=None, config=cfg, train_encoder=False, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(enc_before, enc.parameters(), strict=True))
+    rec2, _ = receive(data, dec2)
+    assert mean_squared_error(rec2, xt) < mean_image_mse
+    with pytest.raises(LossylearnError, match="classifier"):
+        train_codec(enc, [Head(dec2, Objective(0.01, 0))], q, x, y, classifier=None, config=cfg, train_encoder=False, seed=1)
+
+
+def test_w1_critic_separates_far_from_near(digits) -> None:
+    x, _, xt, _ = digits
+    blank = torch.zeros_like(x)
+    far = estimate_w1(x, blank, xt, torch.zeros_like(xt), steps=40, seed=0, batch_size=32)
+    near = estimate_w1(x[:300], x[300:], xt[:150], xt[150:], steps=40, seed=0, batch_size=32)
+    assert far > 1.0 and far > 5 * abs(near)
+
+
+def _row(mode: str, enc: str, lc: float, mse: float, ce: float) -> ResultRow:
+    return ResultRow(mode=mode, objective="classification", rate_bits=4.754887502163468, latent_dim=3, levels=3,
+                     lambda_c=lc, lambda_p=0.0, mse=mse, ce=ce, accuracy=0.9, w1=1.0, entropy_bits=4.0,
+                     stored_bits_per_image=4.76, encoder=enc, model=f"{mode}-{lc}", decoder="mlp")
+
+
+def test_penalties_on_the_anchor_numbers() -> None:
+    rows = [
+        _row("end-to-end", "a", 0.0, 0.0456, 1.468),
+        _row("end-to-end", "b", 0.0066, 0.0475, 0.279),
+        _row("end-to-end", "c", 0.015, 0.0506, 0.176),
+        _row("universal", "c", 0.0, 0.0500, 0.217),
+        _row("universal", "c", 0.015, 0.0504, 0.167),
+    ]
+    (p,) = compute_penalties(rows, 4.754887502163468)
+    assert p.encoder == "c"
+    assert p.endpoint == pytest.approx((0.0500 - 0.0456) / 0.0456)
+    # at CE 0.217 the end-to-end curve interpolates to 0.0506 + (0.0475-0.0506)*(0.217-0.176)/(0.279-0.176)
+    ref = 0.0506 + (0.0475 - 0.0506) * (0.217 - 0.176) / (0.279 - 0.176)
+    assert p.max_gap == pytest.approx((0.0500 - ref) / ref)
+    assert p.max_gap_at == pytest.approx(0.217)
+
+
+def test_plans_cover_the_grids() -> None:
+    quick = plan_models(get_profile("quick"))
+    kinds = [s.kind for s in quick]
+    assert kinds.count("end-to-end") == 3 and kinds.count("shared") == 1 and kinds.count("universal") == 6
+    ids = [s.model_id for s in quick]
+    assert len(ids) == len(set(ids))
+    mse_only = next(s for s in quick if s.model_id == "e2e-3x3-c0-p0")
+    assert set(mse_only.curves) == {"classification", "perception"}
+    paper = plan_models(get_profile("paper"))
+    assert sum(s.kind == "end-to-end" for s in paper) == 3 * (7 + 4)
+    # every universal decoder comes after its encoder
+    seen: set[str] = set()
+    for s in paper:
+        if s.kind == "universal":
+            assert s.encoder_id in seen
+        seen.add(s.model_id)
+    with pytest.raises(LossylearnError, match="known profiles"):
+        get_profile("huge")
