@@ -103,6 +103,7 @@ def compress(
     codec_checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for --codec learned.", rich_help_panel=CODEC)] = None,
     match: Annotated[MatchMode, typer.Option(help="Search one quality for the dataset, or bisect per image.", rich_help_panel=CODEC)] = MatchMode.dataset,
     target_distortion: Annotated[Optional[float], typer.Option(help="Override the matched target (MSE for Gaussian, MAE for Laplace; 0-255 scale).", rich_help_panel=CODEC)] = None,
+    match_sample: Annotated[int, typer.Option(help="Noisy images the dataset-wide quality search looks at.", rich_help_panel=CODEC)] = 256,
     tolerance: Annotated[float, typer.Option(help="Relative tolerance for 'target reached'.", rich_help_panel=CODEC)] = 0.10,
     seed: Annotated[Optional[int], typer.Option(help="Seeded noise (reproducible, not for deployment). Without it noise comes from the OS's secure generator.", rich_help_panel=RUN)] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.", rich_help_panel=RUN)] = 1,
@@ -132,7 +133,7 @@ def compress(
         epsilon=epsilon, delta=delta, sensitivity=sensitivity, unit=unit.value, discrete=discrete,
         range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
         target_distortion=target_distortion, tolerance=tolerance, seed=seed, workers=workers,
-        chunk_size=chunk_size, resume=resume, overwrite=overwrite,
+        chunk_size=chunk_size, match_sample=match_sample, resume=resume, overwrite=overwrite,
         progress=sys.stderr.isatty() and not as_json,
         warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
     )  # fmt: skip

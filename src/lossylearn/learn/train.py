@@ -45,8 +45,13 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     hflip: bool = False
+    steps: int | None = None
+    """If set, train for exactly this many optimizer steps (as many passes as that takes) instead of
+    ``epochs`` passes: the way to give training sets of different sizes the same compute."""
 
     def __post_init__(self) -> None:
+        if self.steps is not None and self.steps < 1:
+            raise LossylearnError(f"steps must be >= 1, got {self.steps}")
         if self.epochs < 1:
             raise LossylearnError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -149,7 +154,8 @@ def train_classifier(
     """Train a fresh classifier of ``model_config`` on uint8 images and integer labels.
 
     Uses cross-entropy, Adam (or SGD with momentum 0.9 and a cosine schedule), optional random
-    horizontal flips, and the device and CPU thread count in ``config``.
+    horizontal flips, and the device and CPU thread count in ``config``. Runs ``config.epochs``
+    passes, or exactly ``config.steps`` optimizer steps when that is set.
     """
     cfg = config or TrainConfig()
     imgs = _check_images(images)
@@ -180,6 +186,8 @@ def train_classifier(
             x_all, y_all = x_all.to(device), y_all.to(device)
         n = len(x_all)
         steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+        total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+        n_epochs = (total_steps + steps_per_epoch - 1) // steps_per_epoch
         if cfg.optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(
                 model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -189,22 +197,25 @@ def train_classifier(
             opt = torch.optim.SGD(
                 model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
             )
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
         loss_fn = nn.CrossEntropyLoss()
         losses: list[float] = []
         correct = 0
         seen = 0
         start = time.perf_counter()
-        progress, task = _progress(cfg.progress, description, cfg.epochs * steps_per_epoch)
+        progress, task = _progress(cfg.progress, description, total_steps)
+        done = 0
+        images_seen = 0
         with progress:
-            for epoch in range(cfg.epochs):
+            for epoch in range(n_epochs):
                 model.train()
                 order = torch.randperm(n, generator=gen)
                 if device.type == "cuda":
                     order = order.to(device)
                 total = 0.0
-                last_epoch = epoch == cfg.epochs - 1
-                for s in range(steps_per_epoch):
+                last_epoch = epoch == n_epochs - 1
+                seen_epoch = 0
+                for s in range(min(steps_per_epoch, total_steps - done)):
                     idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                     xb = to_float_batch(x_all[idx].to(device, non_blocking=True))
                     yb = y_all[idx].to(device, non_blocking=True)
@@ -219,12 +230,15 @@ def train_classifier(
                     opt.step()
                     if sched is not None:
                         sched.step()
+                    done += 1
+                    seen_epoch += len(idx)
                     total += float(loss.detach()) * len(idx)
                     if last_epoch:
                         correct += int((logits.detach().argmax(1) == yb).sum())
                         seen += len(idx)
                     progress.update(task, advance=1, loss=float(loss.detach()))
-                losses.append(total / n)
+                losses.append(total / seen_epoch)
+                images_seen += seen_epoch
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
@@ -236,6 +250,6 @@ def train_classifier(
         epoch_losses=losses,
         train_accuracy=correct / max(seen, 1),
         seconds=seconds,
-        images_per_second=n * cfg.epochs / max(seconds, 1e-9),
+        images_per_second=images_seen / max(seconds, 1e-9),
         device=str(device),
     )

@@ -2,8 +2,8 @@
 
 Steps: load the split; resolve the noise and its privacy guarantee; fix a processing order (a
 permutation seeded independently of the noise, so the first chunk is a fair sample); noise the first
-chunk and, with ``match="dataset"``, search the codec quality whose mean distortion to those noisy
-images is the noise's (MSE = sigma^2 or MAE = b); code every chunk into a Parquet shard on a
+chunk and, with ``match="dataset"``, search the codec quality whose mean distortion to the first
+``match_sample`` of those noisy images is the noise's (MSE = sigma^2 or MAE = b); code every chunk into a Parquet shard on a
 process pool; write the shared headers; then commit the manifest. The quality search sees only
 noisy images, so it is post-processing of the private release and costs no privacy.
 """
@@ -141,6 +141,7 @@ def compress(
     seed: int | None = None,
     workers: int = 1,
     chunk_size: int = 1024,
+    match_sample: int = 256,
     limit: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -161,6 +162,8 @@ def compress(
         raise LossylearnError(f"--workers must be at least 1, got {workers}")
     if chunk_size < 1:
         raise LossylearnError(f"chunk size must be at least 1, got {chunk_size}")
+    if match_sample < 1:
+        raise LossylearnError(f"match sample must be at least 1 image, got {match_sample}")
     if tolerance <= 0:
         raise LossylearnError(f"tolerance must be positive, got {tolerance}")
     if target_distortion is not None and target_distortion < 0:
@@ -209,6 +212,7 @@ def compress(
         "tolerance": tolerance,
         "seed": seed,
         "chunk_size": chunk_size,
+        "match_sample": match_sample,
     }
     state, complete = prepare_output(out, config=config, resume=resume, overwrite=overwrite)
     if complete:
@@ -230,9 +234,10 @@ def compress(
         noisy0 = noise_chunk(first)
         quality: int | None = None
         if match == "dataset":
-            result = match_quality(coder, noisy0, target, metric, tolerance=tolerance)
+            sample = noisy0[:match_sample]
+            result = match_quality(coder, sample, target, metric, tolerance=tolerance)
             quality = result.quality
-            state.match = _match_record(result, len(noisy0))
+            state.match = _match_record(result, len(sample))
         else:
             state.match = {"method": "image", "tolerance": tolerance}
         res0 = finish_chunk(task(0, quality), noisy0)

@@ -17,9 +17,9 @@ Integer bounds (why int64 never overflows):
 
 - ``Bernoulli(p/q / K)`` is drawn as ``Bernoulli(p/q) AND Bernoulli(1/K)`` (independent), so the
   largest uniform bound is ``q``, never ``q*K``.
-- ``Bernoulli(exp(-1))`` uses one 64-bit word ``w`` uniform below ``7 * 20!`` (< 2**64): the loop
+- ``Bernoulli(exp(-1))`` uses one 32-bit word ``w`` uniform below ``8 * 12!`` (< 2**32): the loop
   of Algorithm 1 runs past ``K`` with probability ``1/K!``, which is the event
-  ``w < 7 * 20!/K!`` for ``K <= 20``; the rare ``w < 7`` continues the loop one draw at a time.
+  ``w < 8 * 12!/K!`` for ``K <= 12``; the rare ``w < 8`` continues the loop one draw at a time.
 - ``Bernoulli(p/q)`` keeps a word ``w < j q`` (``j = 2**W // q``) and returns ``w < j p``, exact
   with no division (:meth:`NoiseSource.bernoulli`).
 - Discrete Gaussian: ``sigma^2 = t * c`` with ``c = cn/cd`` and ``cd <= 2**31 // (32 t)``, so the
@@ -44,13 +44,21 @@ import numpy as np
 
 from lossylearn.privacy.source import NoiseSource
 
-_FACT20 = math.factorial(20)
-_EXP1_SCALE = (1 << 64) // _FACT20  # 7
-# 7 * 20!/K! for K = 20, 19, ..., 2 (ascending): the loop of Algorithm 1 with gamma = 1 goes past
-# K exactly when w < 7 * 20!/K!, w uniform below 7 * 20!.
+_EXP1_KMAX = 12
+_FACT = math.factorial(_EXP1_KMAX)  # 12! < 2**32
+_EXP1_SCALE = (1 << 32) // _FACT  # 8
+# 8 * 12!/K! for K = 12, 11, ..., 2 (ascending): the loop of Algorithm 1 with gamma = 1 goes past
+# K exactly when w < 8 * 12!/K!, w uniform below 8 * 12!.
 _EXP1_THRESHOLDS = np.array(
-    [_EXP1_SCALE * (_FACT20 // math.factorial(k)) for k in range(20, 1, -1)], dtype=np.uint64
+    [_EXP1_SCALE * (_FACT // math.factorial(k)) for k in range(_EXP1_KMAX, 1, -1)],
+    dtype=np.uint32,
 )
+_EXP1_T2 = _EXP1_THRESHOLDS[-1]
+_EXP1_T3 = _EXP1_THRESHOLDS[-2]
+ROUND_SIZE = 1 << 18
+"""Attempts per vectorised round. Rounds this small keep every temporary array in the allocator's
+cache (large fresh arrays cost page faults); part of the seeded output's definition: changing it
+changes the noise drawn for a given (seed, stream)."""
 _INT64_SQUARE_LIMIT = 1 << 31
 _MAX_D = 1 << 62
 _K_CLAMP = 1 << 62
@@ -119,16 +127,20 @@ def check_laplace_fraction(b: Fraction) -> None:
 # Algorithm 1: Bernoulli(exp(-gamma))
 # ---------------------------------------------------------------------------------------------
 def bernoulli_exp_minus_one(source: NoiseSource, n: int) -> np.ndarray:
-    """``n`` exact Bernoulli(exp(-1)) draws (bool), one 64-bit word each (rarely more)."""
-    # w uniform on [0, 7 * 20!) (7 = 2**64 // 20!): the loop passes K exactly when
-    # w < 7 * 20!/K!, an event of probability 1/K!.
-    w = source.uniform_words_below(_EXP1_SCALE * _FACT20, n)
-    passed = len(_EXP1_THRESHOLDS) - np.searchsorted(_EXP1_THRESHOLDS, w, side="right")
-    # The loop stops at K = 2 + passed; Algorithm 1 returns 1 iff that K is odd.
-    out = (passed % 2) == 1
-    tail = np.flatnonzero(passed == len(_EXP1_THRESHOLDS))  # w < 7: the loop is past K = 20
+    """``n`` exact Bernoulli(exp(-1)) draws (bool), one 32-bit word each (rarely more)."""
+    # w uniform on [0, 8 * 12!) (8 = 2**32 // 12!): the loop passes K exactly when
+    # w < 8 * 12!/K!, an event of probability 1/K!.
+    w = source.uniform_words_below(_EXP1_SCALE * _FACT, n, bits=32)
+    # The loop stops at K = 2 + passed; Algorithm 1 returns 1 iff that K is odd. Most draws stop
+    # at K = 2 (w >= T_2, probability 1/2) or K = 3 (T_3 <= w < T_2, probability 1/3).
+    out = (w < _EXP1_T2) & (w >= _EXP1_T3)
+    deep = np.flatnonzero(w < _EXP1_T3)
+    wd = w[deep]
+    passed = len(_EXP1_THRESHOLDS) - np.searchsorted(_EXP1_THRESHOLDS, wd, side="right")
+    out[deep] = (passed % 2) == 1
+    tail = deep[passed == len(_EXP1_THRESHOLDS)]  # w < 8: the loop is past K = 12
     if tail.size:
-        k = np.full(tail.size, 21, dtype=np.int64)
+        k = np.full(tail.size, _EXP1_KMAX + 1, dtype=np.int64)
         active = np.arange(tail.size)
         res = np.empty(tail.size, dtype=bool)
         while active.size:
@@ -201,7 +213,7 @@ def _laplace_round(source: NoiseSource, m: int, t: int, s: int) -> np.ndarray:
     y = u + t * v  # X = U + tV ~ Geometric(1 - exp(-1/t))
     if s != 1:
         y //= s  # Y = floor(X/s)
-    negative = source.bernoulli(1, 2, y.size)
+    negative = source.bernoulli(1, 2, y.size)  # 16-bit words
     keep = ~(negative & (y == 0))  # the sign of 0 would count 0 twice
     return np.where(negative, -y, y)[keep]
 
@@ -220,7 +232,8 @@ def sample_discrete_laplace(source: NoiseSource, n: int, b: Fraction) -> np.ndar
     filled = 0
     while filled < n:
         need = n - filled
-        got = _laplace_round(source, int(need / rate * 1.03) + 32, t, s)[:need]
+        attempts = min(ROUND_SIZE, int(need / rate * 1.03) + 32)
+        got = _laplace_round(source, attempts, t, s)[:need]
         out[filled : filled + got.size] = got
         filled += got.size
     return out
@@ -240,7 +253,14 @@ def _gaussian_exponent(
     safe_idx = np.flatnonzero(safe)
     fits = np.abs(a) < _INT64_SQUARE_LIMIT
     af = a[fits]
-    kq, rq = np.divmod(af * af, d)
+    sq = af * af  # < 2**62
+    # Quotient from a float estimate, then exact remainder; the rare estimates that are off
+    # (remainder outside [0, d)) are redone with integer division.
+    kq = np.floor(sq / float(d)).astype(np.int64)
+    rq = sq - kq * d
+    off = np.flatnonzero((rq < 0) | (rq >= d))
+    if off.size:
+        kq[off], rq[off] = np.divmod(sq[off], d)
     k[safe_idx[fits]] = kq
     r[safe_idx[fits]] = rq
     slow = np.concatenate([np.flatnonzero(~safe), safe_idx[~fits]])
@@ -264,7 +284,7 @@ def sample_discrete_gaussian(source: NoiseSource, n: int, sigma2: Fraction) -> n
     filled = 0
     while filled < n:
         need = n - filled
-        attempts = int(need / rate * 1.03) + 32
+        attempts = min(ROUND_SIZE, int(need / rate * 1.03) + 32)
         y = _laplace_round(source, attempts, t, 1)
         k, r = _gaussian_exponent(np.abs(y), cn, cd, d)
         got = y[bernoulli_exp(source, k, r, d)]

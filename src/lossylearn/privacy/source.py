@@ -28,6 +28,16 @@ from lossylearn.errors import PrivacyError
 
 _TWO32 = 1 << 32
 _TWO63 = 1 << 63
+_WORD_DTYPES: dict[int, type[np.unsignedinteger]] = {16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def _word_bits(m: int) -> int:
+    """Word width for a bound ``m``; the rejection probability is below ``m / 2**bits``."""
+    if m <= 1 << 10:
+        return 16
+    if m <= _TWO32:
+        return 32
+    return 64
 
 
 @dataclass(eq=False)
@@ -78,20 +88,24 @@ class NoiseSource:
             return np.frombuffer(os.urandom(8 * n), dtype=np.uint64).copy()
         return self._gen.bit_generator.random_raw(n)
 
-    def words32(self, n: int) -> np.ndarray:
-        """``n`` independent uniform 32-bit words (uint32), two per 64-bit word."""
+    def words(self, n: int, bits: int) -> np.ndarray:
+        """``n`` independent uniform words of ``bits`` in {16, 32, 64} (cut from 64-bit words)."""
+        dtype = _WORD_DTYPES[bits]
+        if bits == 64:
+            return self.words64(n)
         if n <= 0:
-            return np.empty(0, dtype=np.uint32)
-        return self.words64((n + 1) // 2).view(np.uint32)[:n]
+            return np.empty(0, dtype=dtype)
+        per = 64 // bits
+        return self.words64((n + per - 1) // per).view(dtype)[:n]
 
-    # -- exact uniform integers --------------------------------------------------------------
+    # -- exact uniform integers and Bernoulli draws --------------------------------------------
     def below(self, bound: int | np.ndarray, size: int | None = None) -> np.ndarray:
         """Exact uniform integers in ``[0, bound)`` (int64); ``bound`` a scalar or an array.
 
         Bounds must lie in ``[1, 2**63)``. With a scalar bound give ``size``; with an array bound
         the result has the array's length. Scalar bounds up to 2**32 use Lemire's multiply-shift
-        with rejection (32-bit words); larger ones reject ``w >= q m`` (``q = 2**64 // m``) and
-        return ``w // q``.
+        with rejection on the narrowest word (16 or 32 bits) that keeps rejections rare; larger
+        ones reject ``w >= q m`` (``q = 2**64 // m``) and return ``w // q``.
         """
         if np.ndim(bound) == 0:
             m = int(bound)
@@ -102,7 +116,7 @@ class NoiseSource:
             if m == 1 or size == 0:
                 return np.zeros(size, dtype=np.int64)
             if m <= _TWO32:
-                return self._below_lemire(m, int(size))
+                return self._below_lemire(m, int(size), _word_bits(m))
             return self._below_wide(m, int(size))
         m_arr = np.asarray(bound, dtype=np.int64)
         if m_arr.size == 0:
@@ -111,18 +125,18 @@ class NoiseSource:
             raise ValueError("below(): bounds must be >= 1")
         return self._below_array(m_arr.astype(np.uint64))
 
-    def _below_lemire(self, m: int, size: int) -> np.ndarray:
-        # x = w * m for a 32-bit w: x >> 32 is uniform on [0, m) once the low halves below
-        # 2**32 mod m are rejected (Lemire 2019).
-        threshold = np.uint64(((1 << 32) - m) % m)
-        mm = np.uint64(m)
+    def _below_lemire(self, m: int, size: int, bits: int) -> np.ndarray:
+        # x = w * m for a bits-wide w: x >> bits is uniform on [0, m) once the low halves below
+        # 2**bits mod m are rejected (Lemire 2019).
+        threshold = np.uint64(((1 << bits) - m) % m)
+        mm, shift, mask = np.uint64(m), np.uint64(bits), np.uint64((1 << bits) - 1)
         out = np.empty(size, dtype=np.int64)
         todo: np.ndarray | None = None
         while True:
             n = size if todo is None else todo.size
-            x = self.words32(n).astype(np.uint64) * mm
-            value = (x >> np.uint64(32)).astype(np.int64)
-            bad = np.flatnonzero((x & np.uint64(0xFFFFFFFF)) < threshold)
+            x = self.words(n, bits).astype(np.uint64) * mm
+            value = (x >> shift).astype(np.int64)
+            bad = np.flatnonzero((x & mask) < threshold)
             if todo is None:
                 out[:] = value
                 todo = bad
@@ -152,7 +166,7 @@ class NoiseSource:
         # 2**bits mod m, computed in unsigned wrap-around arithmetic: (0 - m) mod m.
         threshold = (np.zeros_like(mm) - mm) % mm
         while todo.size:
-            w = self.words64(todo.size) if wide else self.words32(todo.size)
+            w = self.words(todo.size, 64 if wide else 32)
             mt, tt = mm[todo], threshold[todo]
             ok = w >= tt
             out[todo[ok]] = (w[ok] % mt[ok]).astype(np.int64)
@@ -163,32 +177,23 @@ class NoiseSource:
         """Exact Bernoulli(numer/denom) draws (bool); ``0 <= numer <= denom < 2**63``.
 
         A word ``w`` is kept when ``w < j denom`` (``j = 2**W // denom``), so it is uniform on
-        ``[0, j denom)``, and the draw is ``w < j numer``: no division per draw.
+        ``[0, j denom)``, and the draw is ``w < j numer``: no division per draw. ``W`` is the
+        narrowest of 16/32/64 bits that keeps rejections rare.
         """
         denom = int(denom)
         if not 1 <= denom < _TWO63:
             raise ValueError(f"bernoulli(): denominator {denom} outside [1, 2**63)")
-        wide = denom > _TWO32
-        bits = 64 if wide else 32
-        dtype = np.uint64 if wide else np.uint32
+        bits = _word_bits(denom)
         j = (1 << bits) // denom
-        limit = dtype(j * denom - 1)  # largest kept word
-        numer_arr = np.asarray(numer, dtype=np.int64)
-        # w < j numer  <=>  w <= j numer - 1 (j numer - 1 <= limit fits the word type);
-        # numer = 0 never succeeds.
-        never = numer_arr == 0
-        safe = np.where(never, 1, numer_arr).astype(np.uint64)
-        cut_w = (safe * np.uint64(j) - np.uint64(1)).astype(dtype)
-        any_never = bool(np.any(never))
+        limit = _WORD_DTYPES[bits](j * denom - 1)  # largest kept word
+        # j numer <= j denom <= 2**W fits uint64 (compared with narrower words after promotion)
+        cut = np.asarray(numer, dtype=np.int64).astype(np.uint64) * np.uint64(j)
         out = np.empty(size, dtype=bool)
         todo: np.ndarray | None = None
         while True:
             n = size if todo is None else todo.size
-            w = self.words64(n) if wide else self.words32(n)
-            sub = cut_w if cut_w.ndim == 0 or todo is None else cut_w[todo]
-            value = w <= sub
-            if any_never:
-                value &= ~(never if never.ndim == 0 or todo is None else never[todo])
+            w = self.words(n, bits)
+            value = w < (cut if cut.ndim == 0 or todo is None else cut[todo])
             bad = np.flatnonzero(w > limit)
             if todo is None:
                 out[:] = value
@@ -199,17 +204,17 @@ class NoiseSource:
             if todo.size == 0:
                 return out
 
-    def uniform_words_below(self, limit_exclusive: int, size: int) -> np.ndarray:
-        """64-bit words uniform on ``[0, limit_exclusive)`` (uint64), by rejection."""
-        if not 1 <= limit_exclusive <= (1 << 64):
-            raise ValueError("uniform_words_below(): limit outside [1, 2**64]")
-        out = self.words64(size)
-        if limit_exclusive == 1 << 64:
+    def uniform_words_below(self, limit_exclusive: int, size: int, bits: int = 64) -> np.ndarray:
+        """Words of ``bits`` uniform on ``[0, limit_exclusive)``, by rejection (unsigned)."""
+        if not 1 <= limit_exclusive <= (1 << bits):
+            raise ValueError("uniform_words_below(): limit outside [1, 2**bits]")
+        out = self.words(size, bits).copy()
+        if limit_exclusive == 1 << bits:
             return out
-        last = np.uint64(limit_exclusive - 1)
+        last = _WORD_DTYPES[bits](limit_exclusive - 1)
         bad = np.flatnonzero(out > last)
         while bad.size:
-            w = self.words64(bad.size)
+            w = self.words(bad.size, bits)
             out[bad] = w
             bad = bad[w > last]
         return out
