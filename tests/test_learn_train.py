@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,15 @@ def test_training_input_errors(digits) -> None:
             train_classifier(x[:10], y[:10], model_config=CNN, config=TrainConfig(device="cuda"))
         else:
             raise LossylearnError("no CUDA check skipped: a GPU is present")
+
+
+def test_fixed_step_budget_runs_exactly_that_many_steps(digits) -> None:
+    x, y = digits
+    # 100 images, batch 32: 4 steps per pass; 10 steps = 2 full passes + 2 steps of a third.
+    res = train_classifier(
+        x[:100], y[:100], model_config=CNN,
+        config=TrainConfig(steps=10, batch_size=32, seed=0, progress=False, epochs=1),
+    )  # fmt: skip
+    assert len(res.epoch_losses) == 3
+    assert res.images_per_second > 0
+    assert math.isclose(res.images_per_second * res.seconds, 2 * 100 + 2 * 32, rel_tol=1e-6)

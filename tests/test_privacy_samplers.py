@@ -241,3 +241,29 @@ def test_add_noise_rejects_non_uint8_and_bad_sources() -> None:
         NoiseSource.create(0, -1)
     with pytest.raises(PrivacyError, match="seed"):
         NoiseSource.create(-3, 0)
+
+
+def test_gaussian_exponent_is_exact_in_int64_and_in_the_far_tail() -> None:
+    from lossylearn.privacy.discrete import _gaussian_exponent
+
+    cn, cd, d = 2601, 104, 2 * 26 * 2601 * 104
+    abs_y = np.array([0, 1, 25, 26, 700, 20_650_000, 10**12], dtype=np.int64)
+    k, r = _gaussian_exponent(abs_y, cn, cd, d)
+    for y, kk, rr in zip(abs_y.tolist(), k.tolist(), r.tolist(), strict=True):
+        q, rem = divmod((y * cd - cn) ** 2, d)
+        assert (min(q, 1 << 62), rem) == (kk, rr)
+
+
+def test_specs_survive_pickling_for_worker_processes() -> None:
+    import pickle
+
+    spec = NoiseSpec("gaussian", 25.5, discrete=True, range_handling="wrap")
+    _ = spec.entropy_bits  # fills the cached law
+    clone = pickle.loads(pickle.dumps(spec))
+    assert clone == spec and clone.exact == spec.exact
+    images = np.arange(64, dtype=np.uint8).reshape(1, 8, 8, 1)
+    assert np.array_equal(
+        add_noise(images, clone, NoiseSource.create(4, 2)),
+        add_noise(images, spec, NoiseSource.create(4, 2)),
+    )
+

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from lossylearn.urdc.cli import app
 
-TINY = ["--profile", "quick", "--limit", "120", "--epochs", "1", "--w1-steps", "3", "--no-progress", "--threads", "2"]
+TINY = ["--profile", "quick", "--limit", "120", "--epochs", "1", "--w1-steps", "3", "--no-progress", "--threads", "1"]
 
 
 def test_quick_profile_end_to_end(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from lossylearn.urdc.quantizer import DitheredQuantizer
 from lossylearn.urdc.study import ResultRow, compute_penalties, plan_models, get_profile
 from lossylearn.urdc.train import Head, Objective, TrainConfig, images_to_tensor, resolve_device, train_classifier, train_codec
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # the CI box has 2 cores; leave one to pytest-xdist siblings
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,7 @@ def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     )
 
 
+@torch.no_grad()
 def test_network_shapes_and_ranges() -> None:
     x = torch.rand(5, 1, 28, 28)
     enc = Encoder(3).eval()
@@ -54,7 +55,7 @@ def test_net_config_round_trip_and_errors() -> None:
 
 def test_classifier_beats_chance_by_far(digits) -> None:
     x, y, xt, yt = digits
-    clf = train_classifier(x, y, epochs=3, seed=0)
+    clf = train_classifier(x, y, epochs=4, seed=0, batch_size=32)
     ce, acc = classifier_scores(clf, xt, yt)
     assert acc > 0.75 and ce < 1.0  # chance: 10% and ln 10 = 2.30 nats
 

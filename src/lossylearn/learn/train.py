@@ -200,19 +200,19 @@ def train_classifier(
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
         loss_fn = nn.CrossEntropyLoss()
         losses: list[float] = []
-        correct = 0
         seen = 0
         start = time.perf_counter()
         progress, task = _progress(cfg.progress, description, total_steps)
         done = 0
         images_seen = 0
+        correct_t = torch.zeros((), dtype=torch.long, device=device)
         with progress:
             for epoch in range(n_epochs):
                 model.train()
                 order = torch.randperm(n, generator=gen)
                 if device.type == "cuda":
                     order = order.to(device)
-                total = 0.0
+                total = torch.zeros((), device=device)
                 last_epoch = epoch == n_epochs - 1
                 seen_epoch = 0
                 for s in range(min(steps_per_epoch, total_steps - done)):
@@ -232,16 +232,20 @@ def train_classifier(
                         sched.step()
                     done += 1
                     seen_epoch += len(idx)
-                    total += float(loss.detach()) * len(idx)
+                    total += loss.detach() * len(idx)
                     if last_epoch:
-                        correct += int((logits.detach().argmax(1) == yb).sum())
+                        correct_t += (logits.detach().argmax(1) == yb).sum()
                         seen += len(idx)
-                    progress.update(task, advance=1, loss=float(loss.detach()))
-                losses.append(total / seen_epoch)
+                    if cfg.progress and done % 25 == 1:  # reading the loss syncs a GPU: not every step
+                        progress.update(task, advance=1, loss=float(loss.detach()))
+                    else:
+                        progress.update(task, advance=1)
+                losses.append(float(total) / seen_epoch)
                 images_seen += seen_epoch
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
+        correct = int(correct_t)
     model.eval()
     return TrainResult(
         model=model,

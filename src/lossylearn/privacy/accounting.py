@@ -6,7 +6,7 @@
   Thm. 7), ``delta = P[Y > eps s^2/v - v/2] - e^eps P[Y > eps s^2/v + v/2]`` for an integer shift
   v, maximised over every integer shift ``1 <= v <= sensitivity``, with the tails summed from the
   pmf (terms past 13 sigma of the lowest threshold, below 1e-36 in total, are dropped).
-- Discrete Gaussian, many coordinates (a whole image) or sigma > 2e5: the product of discrete
+- Discrete Gaussian, many coordinates (a whole image) or sigma > 5e4: the product of discrete
   Gaussians with L2 sensitivity D is ``rho = D^2 / (2 s^2)`` zero-concentrated DP (CKS 2020,
   Thm. 14); converted with CKS 2020 Prop. 12 (a valid upper bound on delta for every order).
 - Laplace (float or discrete): pure ``epsilon = sensitivity / b`` (L1 sensitivity).
@@ -21,7 +21,7 @@ import numpy as np
 from lossylearn.privacy import laws
 
 DEFAULT_DELTA = 1e-5
-EXACT_DISCRETE_MAX_SIGMA = 2.0e5
+EXACT_DISCRETE_MAX_SIGMA = 5.0e4
 _TABLE_SIGMAS = 13.0
 
 

@@ -200,7 +200,8 @@ def _calibrate_gaussian(
             return accounting.discrete_gaussian_delta(s2, epsilon, sensitivity)
 
         sigma = accounting.discrete_gaussian_sigma(epsilon, delta, sensitivity, exact_delta)
-        return sigma, discrete.gaussian_sigma2_fraction(sigma)
+        if sigma <= accounting.EXACT_DISCRETE_MAX_SIGMA:  # else account (and calibrate) by zCDP
+            return sigma, discrete.gaussian_sigma2_fraction(sigma)
 
     def zcdp_delta(s: float) -> float:
         s2 = float(discrete.gaussian_sigma2_fraction(s))
@@ -215,6 +216,159 @@ def _laplace_b_at_least(target: Fraction) -> Fraction:
     s = max(1, (1 << 31) // (math.ceil(target) + 1))
     t = -((-target.numerator * s) // target.denominator)  # ceil(target * s)
     return Fraction(t, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# request parsing
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Request:
+    """A validated noise request."""
+
+    gaussian: bool
+    unit: str
+    n: int
+    scale: float | None  # sigma or b when given directly
+    psnr: float | None
+    epsilon: float | None
+    delta: float  # 0 for Laplace
+    sensitivity: float  # for the chosen unit
+    custom_sensitivity: bool
+    discrete: bool
+
+
+def _parse(
+    kind: str, sigma: float | None, b: float | None, psnr: float | None, epsilon: float | None,
+    delta: float | None, sensitivity: float | None, unit: str, image_shape: tuple[int, ...],
+    discrete: bool, range_handling: str, notes: list[str],
+) -> _Request:  # fmt: skip
+    if kind not in KINDS:
+        raise PrivacyError(f"unknown noise kind {kind!r}; known: {', '.join(KINDS)}")
+    if unit not in UNITS:
+        raise PrivacyError(f"unknown privacy unit {unit!r}; known: {', '.join(UNITS)}")
+    if range_handling not in RANGE_HANDLING:
+        raise PrivacyError(
+            f"unknown range handling {range_handling!r}; known: {', '.join(RANGE_HANDLING)}"
+        )
+    n = _image_pixels(image_shape)
+    gaussian = kind == "gaussian"
+    if sigma is not None and not gaussian:
+        raise PrivacyError("sigma sets Gaussian noise; for Laplace noise give b")
+    if b is not None and gaussian:
+        raise PrivacyError("b sets Laplace noise; for Gaussian noise give sigma")
+    given = [name for name, v in (("sigma", sigma), ("b", b), ("psnr", psnr), ("epsilon", epsilon))
+             if v is not None]  # fmt: skip
+    if len(given) != 1:
+        raise PrivacyError(
+            "give exactly one noise strength: sigma (gaussian) or b (laplace), psnr, or epsilon "
+            f"(got {' and '.join(given) if given else 'none'})"
+        )
+    scale = _positive("sigma", sigma) if gaussian else _positive("b", b)
+    eps = _positive("epsilon", epsilon)
+    psnr_v = None
+    if psnr is not None:
+        try:
+            psnr_v = float(psnr)
+        except (TypeError, ValueError):
+            raise PrivacyError(f"psnr must be a number of dB, got {psnr!r}") from None
+        if not math.isfinite(psnr_v):
+            raise PrivacyError(f"psnr must be finite, got {psnr}")
+    if gaussian:
+        if delta is None:
+            delta_v = accounting.DEFAULT_DELTA
+            notes.append(f"delta not given: reported at delta = {accounting.DEFAULT_DELTA:g}")
+        else:
+            try:
+                delta_v = float(delta)
+            except (TypeError, ValueError):
+                raise PrivacyError(f"delta must be a number, got {delta!r}") from None
+            if not 0.0 < delta_v < 1.0:
+                raise PrivacyError(f"delta must lie strictly between 0 and 1, got {delta}")
+    else:
+        if delta is not None and delta != 0:
+            raise PrivacyError(
+                f"Laplace noise gives pure epsilon-DP (delta = 0); leave delta unset, got {delta}"
+            )
+        delta_v = 0.0
+    if sensitivity is not None:
+        sens = _positive("sensitivity", sensitivity)
+        assert sens is not None
+    else:
+        sens = _default_sensitivity(unit, gaussian, n)
+    if discrete and unit == "pixel" and sens < 1:
+        raise PrivacyError(
+            "discrete noise needs a sensitivity of at least 1 (pixel values are integers)"
+        )
+    return _Request(
+        gaussian=gaussian, unit=unit, n=n, scale=scale, psnr=psnr_v, epsilon=eps, delta=delta_v,
+        sensitivity=sens, custom_sensitivity=sensitivity is not None, discrete=discrete,
+    )  # fmt: skip
+
+
+def _default_sensitivity(unit: str, gaussian: bool, n: int) -> float:
+    """255 per pixel; per image 255 sqrt(n) (L2, Gaussian) or 255 n (L1, Laplace)."""
+    if unit == "pixel":
+        return PIXEL_RANGE
+    return PIXEL_RANGE * math.sqrt(n) if gaussian else PIXEL_RANGE * n
+
+
+def _scale(req: _Request, notes: list[str]) -> tuple[float, Fraction | None]:
+    """The noise scale (and the exact rational for discrete calibrations) for a request."""
+    if req.scale is not None:
+        return req.scale, None
+    if req.psnr is not None:
+        nominal = PIXEL_RANGE * 10.0 ** (-req.psnr / 20.0)
+        scale = nominal if req.gaussian else nominal / math.sqrt(2.0)
+        laplace = f"; Laplace b = sigma / sqrt(2) = {scale:.6g} (noise MSE 2 b^2 = sigma^2)"
+        notes.append(
+            f"psnr {req.psnr:g} dB -> nominal sigma = 255 * 10^(-psnr/20) = {nominal:.6g}"
+            + ("" if req.gaussian else laplace)
+            + "; clipping to [0, 255] makes the measured PSNR of noisy images differ"
+        )
+        return scale, None
+    assert req.epsilon is not None
+    if req.gaussian:
+        return _calibrate_gaussian(req.epsilon, req.delta, req.sensitivity, req.unit, req.discrete)
+    if req.discrete:
+        exact = _laplace_b_at_least(Fraction(req.sensitivity) / Fraction(req.epsilon))
+        return float(exact), exact
+    return req.sensitivity / req.epsilon, None
+
+
+def _notes(req: _Request, spec: NoiseSpec, main: dict[str, Any], per_image: dict[str, Any],
+           seeded: bool, notes: list[str]) -> tuple[str, ...]:  # fmt: skip
+    if req.unit == "pixel":
+        unit_note = (
+            f"protects one pixel of one image: neighbouring datasets differ in a single pixel "
+            f"value by up to {req.sensitivity:g} (0-255 scale); a whole image is protected only "
+            f"at the per-image epsilon {per_image['epsilon']:.4g}"
+        )
+    else:
+        unit_note = (
+            f"protects one whole image of {req.n} values ({main['norm']} sensitivity "
+            f"{req.sensitivity:.6g}); a person who contributes k images is protected at k times "
+            "epsilon (composition)"
+        )
+    out = [unit_note, *notes, "labels are stored unchanged and are not protected"]
+    out.append(MIRONOV_NOTE if not req.discrete else f"exact integer sampler; {spec.sampler}")
+    out.append(
+        "rounding and clipping to [0, 255] (or wrapping mod 256) are post-processing, and so is "
+        "the codec and everything after it: they cannot weaken the guarantee"
+    )
+    if seeded:
+        out.append(
+            "seeded randomness: anyone with the seed can regenerate and subtract the noise; "
+            "for a real release use the CSPRNG (no seed)"
+        )
+    return tuple(out)
+
+
+def _mechanism(gaussian: bool, discrete_: bool) -> str:
+    if gaussian:
+        if discrete_:
+            return "discrete Gaussian (Canonne et al. 2020)"
+        return "analytic Gaussian (Balle & Wang 2018), float sampler"
+    return "discrete Laplace" if discrete_ else "Laplace"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,102 +395,17 @@ def resolve_noise(
     - ``psnr``: nominal sigma = 255 10^(-psnr/20); for Laplace, b = sigma / sqrt(2) so that the
       noise MSE 2 b^2 equals sigma^2 (clipping makes the measured PSNR differ).
     - ``epsilon`` (+ ``delta``, default 1e-5 for Gaussian): Gaussian -> analytic Gaussian sigma
-      (float sampler), exact discrete-Gaussian delta (discrete, per pixel) or zCDP (discrete,
-      per image); Laplace -> b = sensitivity / epsilon (delta must be absent or 0).
+      (float sampler), smallest sigma by the exact discrete-Gaussian delta (discrete, per pixel)
+      or by zCDP (discrete, per image); Laplace -> b = sensitivity / epsilon (delta absent or 0).
     - default sensitivity: 255 per pixel; per image 255 sqrt(H W C) (Gaussian, L2) or
       255 H W C (Laplace, L1).
     - given sigma/b/psnr, the reported epsilon is that noise's at ``delta`` (default 1e-5).
+    Every user mistake raises a one-line :class:`PrivacyError`.
     """
-    if kind not in KINDS:
-        raise PrivacyError(f"unknown noise kind {kind!r}; known: {', '.join(KINDS)}")
-    if unit not in UNITS:
-        raise PrivacyError(f"unknown privacy unit {unit!r}; known: {', '.join(UNITS)}")
-    if range_handling not in RANGE_HANDLING:
-        raise PrivacyError(
-            f"unknown range handling {range_handling!r}; known: {', '.join(RANGE_HANDLING)}"
-        )
-    n = _image_pixels(image_shape)
-    gaussian = kind == "gaussian"
-    if sigma is not None and not gaussian:
-        raise PrivacyError("sigma sets Gaussian noise; for Laplace noise give b")
-    if b is not None and gaussian:
-        raise PrivacyError("b sets Laplace noise; for Gaussian noise give sigma")
-    given = [name for name, v in (("sigma", sigma), ("b", b), ("psnr", psnr), ("epsilon", epsilon))
-             if v is not None]  # fmt: skip
-    if len(given) != 1:
-        what = "none" if not given else " and ".join(given)
-        raise PrivacyError(
-            f"give exactly one noise strength: sigma (gaussian) or b (laplace), psnr, or epsilon "
-            f"(got {what})"
-        )
-    sigma_v = _positive("sigma", sigma)
-    b_v = _positive("b", b)
-    eps_v = _positive("epsilon", epsilon)
-    if psnr is not None:
-        try:
-            psnr_v = float(psnr)
-        except (TypeError, ValueError):
-            raise PrivacyError(f"psnr must be a number of dB, got {psnr!r}") from None
-        if not math.isfinite(psnr_v):
-            raise PrivacyError(f"psnr must be finite, got {psnr}")
-
     notes: list[str] = []
-    if gaussian:
-        if delta is None:
-            delta_v = accounting.DEFAULT_DELTA
-            notes.append(f"delta not given: reported at delta = {accounting.DEFAULT_DELTA:g}")
-        else:
-            try:
-                delta_v = float(delta)
-            except (TypeError, ValueError):
-                raise PrivacyError(f"delta must be a number, got {delta!r}") from None
-            if not 0.0 < delta_v < 1.0:
-                raise PrivacyError(f"delta must lie strictly between 0 and 1, got {delta}")
-    else:
-        if delta is not None and delta != 0:
-            raise PrivacyError(
-                f"Laplace noise gives pure epsilon-DP (delta = 0); leave delta unset, got {delta}"
-            )
-        delta_v = 0.0
-
-    pixel_sens = PIXEL_RANGE
-    image_sens = PIXEL_RANGE * math.sqrt(n) if gaussian else PIXEL_RANGE * n
-    if sensitivity is not None:
-        sens = _positive("sensitivity", sensitivity)
-        assert sens is not None
-    else:
-        sens = pixel_sens if unit == "pixel" else image_sens
-    if discrete and unit == "pixel" and sens < 1:
-        raise PrivacyError(
-            "discrete noise needs a sensitivity of at least 1 (pixel values are integers)"
-        )
-
-    exact: Fraction | None = None
-    requested = eps_v is not None
-    if sigma_v is not None or b_v is not None:
-        scale = sigma_v if sigma_v is not None else b_v
-    elif psnr is not None:
-        nominal = PIXEL_RANGE * 10.0 ** (-psnr_v / 20.0)
-        scale = nominal if gaussian else nominal / math.sqrt(2.0)
-        notes.append(
-            f"psnr {psnr_v:g} dB -> nominal sigma = 255 * 10^(-psnr/20) = {nominal:.6g}"
-            + (
-                ""
-                if gaussian
-                else f"; Laplace b = sigma / sqrt(2) = {scale:.6g} (MSE 2 b^2 = sigma^2)"
-            )
-            + "; clipping to [0, 255] makes the measured PSNR of noisy images differ"
-        )
-    else:
-        assert eps_v is not None
-        if gaussian:
-            scale, exact = _calibrate_gaussian(eps_v, delta_v, sens, unit, discrete)
-        elif discrete:
-            exact = _laplace_b_at_least(Fraction(sens) / Fraction(eps_v))
-            scale = float(exact)
-        else:
-            scale = sens / eps_v
-    assert scale is not None
+    req = _parse(kind, sigma, b, psnr, epsilon, delta, sensitivity, unit, image_shape, discrete,
+                 range_handling, notes)  # fmt: skip
+    scale, exact = _scale(req, notes)
     spec = NoiseSpec(
         kind=cast(Literal["gaussian", "laplace"], kind),
         scale=scale,
@@ -344,74 +413,41 @@ def resolve_noise(
         range_handling=cast(Literal["clip", "wrap"], range_handling),
         exact=exact,
     )
-
-    figure_delta = delta_v if gaussian else 0.0
-    per_pixel = _figure(spec, "pixel", pixel_sens, figure_delta)
-    per_image = _figure(spec, "image", image_sens, figure_delta)
-    if sensitivity is None:
+    per_pixel = _figure(
+        spec, "pixel", _default_sensitivity("pixel", req.gaussian, req.n), req.delta
+    )
+    per_image = _figure(
+        spec, "image", _default_sensitivity("image", req.gaussian, req.n), req.delta
+    )
+    if req.custom_sensitivity:
+        main = _figure(spec, unit, req.sensitivity, req.delta)
+    else:
         main = per_pixel if unit == "pixel" else per_image
-    else:
-        main = _figure(spec, unit, sens, figure_delta)
     eps_out = float(main["epsilon"])
-    if requested:
-        assert eps_v is not None
-        if eps_out > eps_v * (1.0 + 1e-9):
+    if req.epsilon is not None:
+        if eps_out > req.epsilon * (1.0 + 1e-9):
             raise PrivacyError(  # a calibration bug, never a user error; refuse to under-protect
-                f"calibrated noise gives epsilon {eps_out} above the requested {eps_v}"
+                f"calibrated noise gives epsilon {eps_out} above the requested {req.epsilon}"
             )
-        eps_out = eps_v
-
-    if gaussian and discrete:
-        mechanism = "discrete Gaussian (Canonne et al. 2020)"
-    elif gaussian:
-        mechanism = "analytic Gaussian (Balle & Wang 2018), float sampler"
-    else:
-        mechanism = "discrete Laplace" if discrete else "Laplace"
-
-    if unit == "pixel":
-        notes.insert(0, (
-            f"protects one pixel of one image: neighbouring datasets differ in a single pixel "
-            f"value by up to {sens:g} (0-255 scale); a whole image is protected only at the "
-            f"per-image epsilon {per_image['epsilon']:.4g}"
-        ))  # fmt: skip
-    else:
-        notes.insert(0, (
-            f"protects one whole image of {n} values ({main['norm']} sensitivity {sens:.6g}); "
-            "a person who contributes k images is protected at k times epsilon (composition)"
-        ))  # fmt: skip
-    notes.append("labels are stored unchanged and are not protected")
-    if not discrete:
-        notes.append(MIRONOV_NOTE)
-    else:
-        notes.append(f"exact integer sampler; {spec.sampler}")
-    notes.append(
-        "rounding and clipping to [0, 255] (or wrapping mod 256) are post-processing, and so is "
-        "the codec and everything after it: they cannot weaken the guarantee"
-    )
-    if seeded:
-        notes.append(
-            "seeded randomness: anyone with the seed can regenerate and subtract the noise; "
-            "for a real release use the CSPRNG (no seed)"
-        )
-    randomness = (
-        "seeded (numpy PCG64 via SeedSequence(seed, stream)), not for deployment"
-        if seeded
-        else "csprng (os.urandom)"
-    )
+        eps_out = req.epsilon
     guarantee = PrivacyGuarantee(
-        mechanism=mechanism,
+        mechanism=_mechanism(req.gaussian, discrete),
         epsilon=eps_out,
-        delta=figure_delta,
-        sensitivity=sens,
+        delta=req.delta,
+        sensitivity=req.sensitivity,
         norm=main["norm"],
-        unit=unit,  # type: ignore[arg-type]
-        requested=requested,
+        unit=cast(Literal["pixel", "image"], unit),
+        requested=req.epsilon is not None,
         per_pixel=per_pixel,
         per_image=per_image,
         paper_convention=_paper_convention(
-            spec, figure_delta if gaussian else accounting.DEFAULT_DELTA
+            spec, req.delta if req.gaussian else accounting.DEFAULT_DELTA
         ),
-        notes=tuple(notes),
-        randomness=randomness,
+        notes=_notes(req, spec, main, per_image, seeded, notes),
+        randomness=(
+            "seeded (numpy PCG64 via SeedSequence(seed, stream)), not for deployment"
+            if seeded
+            else "csprng (os.urandom)"
+        ),
     )
     return spec, guarantee

@@ -25,9 +25,11 @@ Integer bounds (why int64 never overflows):
 - Discrete Gaussian: ``sigma^2 = t * c`` with ``c = cn/cd`` and ``cd <= 2**31 // (32 t)``, so the
   rejection exponent ``(|Y| - c)^2 / (2 sigma^2) = A^2 / D`` has ``A = |Y| cd - cn`` and
   ``D = 2 t cn cd <= 2**53`` (``2 t^2 <= 2**62`` when ``cd = 1``); ``A^2`` is formed in int64 while
-  ``|A| < 2**31`` and with Python integers otherwise (a far tail, ``|Y| > ~32 t``).
-- Discrete Laplace of scale ``b = t/s``: ``t <= 2**31`` so ``X = U + t V`` fits unless the geometric
-  ``V`` exceeds ``2**32``, an event of probability ``exp(-2**32)``.
+  ``|A| < 2**31`` and with Python integers otherwise (a far tail, ``|Y| > ~32 t``). There the
+  integer part ``k`` of the exponent is capped at 2**62: reaching the cap needs 2**62 successive
+  Bernoulli(exp(-1)) successes, which no run can perform, so no realised output changes.
+- Discrete Laplace of scale ``b = t/s``: ``t <= 2**31`` (``2**40`` accepted) so ``X = U + t V``
+  fits unless the geometric ``V`` exceeds ``2**22``, an event of probability ``exp(-2**22)``.
 
 The exact parameters are rationals (:func:`gaussian_sigma2_fraction`, :func:`laplace_b_fraction`):
 the relative error of the rational ``sigma^2`` w.r.t. the requested one is at most ``32 t^2 /
@@ -72,6 +74,10 @@ def gaussian_t(sigma2: Fraction) -> int:
     return math.isqrt(sigma2.numerator // sigma2.denominator) + 1
 
 
+def _cd_max(t: int) -> int:
+    return max(1, (1 << 31) // (32 * t))
+
+
 def gaussian_sigma2_fraction(sigma: float) -> Fraction:
     """The exact rational ``sigma^2 = t * c`` the discrete Gaussian sampler uses for ``sigma``.
 
@@ -80,7 +86,7 @@ def gaussian_sigma2_fraction(sigma: float) -> Fraction:
     """
     s2 = Fraction(sigma) ** 2
     t = gaussian_t(s2)
-    cd_max = max(1, (1 << 31) // (32 * t))
+    cd_max = _cd_max(t)
     c = (s2 / t).limit_denominator(cd_max)
     low = Fraction((t - 1) ** 2, t)
     if c >= t:
@@ -105,7 +111,7 @@ def check_gaussian_fraction(sigma2: Fraction) -> None:
         raise ValueError(f"discrete Gaussian needs sigma^2 > 0, got {sigma2}")
     t = gaussian_t(sigma2)
     c = sigma2 / t
-    if 2 * t * c.numerator * c.denominator > _MAX_D:
+    if c.denominator > _cd_max(t) or 2 * t * c.numerator * c.denominator > _MAX_D:
         raise ValueError(
             f"discrete Gaussian sigma^2 = {sigma2} has too large a denominator for the exact "
             "sampler; use gaussian_sigma2_fraction()"

@@ -11,9 +11,15 @@ uniform floats. It has two modes:
   the chunks are spread over processes. A seeded source is for experiments, not for deployment:
   whoever knows the seed can subtract the noise.
 
-Uniform integers below a bound ``m`` are exact: a word ``w`` of ``W`` bits is accepted when
-``w >= 2**W mod m`` and then reduced ``w mod m`` (the accepted range has a length divisible by
-``m``); rejected words are redrawn.
+Everything built on the words is exact (no floating point): a uniform integer below ``m`` is
+Lemire's multiply-shift ``(w m) >> W`` with the biased low parts rejected, and a
+Bernoulli(p/q) keeps words ``w < j q`` (``j = 2**W // q``) and returns ``w < j p``. Rejected words
+are redrawn. The word width ``W`` (16, 32 or 64 bits) is the narrowest that keeps rejections rare,
+so the CSPRNG path spends few bytes per draw.
+
+Floats (the non-exact samplers): seeded sources use numpy's ``normal``/``laplace``; the CSPRNG
+path maps 52 random bits to ``u`` in (0, 1) and applies the inverse CDF (Gaussian tails are
+therefore cut at about 8.2 sigma, Laplace ones at about 36 b).
 """
 
 from __future__ import annotations
@@ -186,14 +192,21 @@ class NoiseSource:
         bits = _word_bits(denom)
         j = (1 << bits) // denom
         limit = _WORD_DTYPES[bits](j * denom - 1)  # largest kept word
+        numer_arr = np.asarray(numer, dtype=np.int64)
+        full = None
+        if bits == 64:  # j denom may be exactly 2**64: treat numer == denom apart
+            full = numer_arr >= denom
+            numer_arr = np.where(full, 0, numer_arr)
         # j numer <= j denom <= 2**W fits uint64 (compared with narrower words after promotion)
-        cut = np.asarray(numer, dtype=np.int64).astype(np.uint64) * np.uint64(j)
+        cut = numer_arr.astype(np.uint64) * np.uint64(j)
         out = np.empty(size, dtype=bool)
         todo: np.ndarray | None = None
         while True:
             n = size if todo is None else todo.size
             w = self.words(n, bits)
             value = w < (cut if cut.ndim == 0 or todo is None else cut[todo])
+            if full is not None:
+                value |= full if full.ndim == 0 or todo is None else full[todo]
             bad = np.flatnonzero(w > limit)
             if todo is None:
                 out[:] = value

@@ -90,6 +90,7 @@ class StudyConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     hflip: bool = False
+    equal_steps: bool = True
     fgsm_eps: tuple[float, ...] = (0.05, 0.1, 0.2)
     pgd_eps: tuple[float, ...] = (0.1,)
     pgd_steps: int = 10
@@ -397,9 +398,12 @@ class _Runner:
     ) -> None:  # fmt: skip
         c = self.config
         for seed in c.seeds:
+            # Equal steps: every scheme gets the optimizer steps of `epochs` passes over the whole pool,
+            # so a small (storage-calibrated) training set is not also under-trained.
+            steps = c.epochs * math.ceil(len(self.train_y) / c.batch_size) if c.equal_steps else None
             tcfg = TrainConfig(
                 epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, optimizer=c.optimizer, seed=seed,
-                threads=c.threads, device=c.device, progress=c.progress, hflip=c.hflip,
+                threads=c.threads, device=c.device, progress=c.progress, hflip=c.hflip, steps=steps,
             )  # fmt: skip
             label = f"{point.sweep} psnr {point.psnr:g} target {point.target:g} {scheme} seed {seed}"
             t = time.perf_counter()

@@ -87,7 +87,9 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
         f"<b>{_e(ds['name'])}</b> ({_e(ds['source'])}). Profile <b>{_e(cfg['profile'])}</b>; "
         f"{ds['n_train_pool']} training images in the pool, {ds['n_test']} test images, image shape "
         f"{_e(tuple(ds['image_shape']))}; model {_e(results['model']['name'])} "
-        f"({results['model']['parameters']:,} parameters), {cfg['epochs']} epochs, seeds {_e(cfg['seeds'])}; "
+        f"({results['model']['parameters']:,} parameters), {cfg['epochs']} epochs"
+        f"{' of the whole pool for every scheme (equal optimizer steps)' if cfg.get('equal_steps') else ' over each scheme own set'}, "
+        f"seeds {_e(cfg['seeds'])}; "
         f"noise {_e(cfg['noise'])}, codec {_e(cfg['codec'])}; storage calibration "
         f"{'on' if cfg['calibrate'] else 'off (equal counts)'}.</p>",
         "<h2>Command</h2>",

@@ -52,20 +52,31 @@ class LagrangianSolution:
     converged: bool
 
 
+METHODS = ("auto", "newton", "squarem", "plain")
+
+#: Above this many reconstruction symbols ``method="auto"`` uses SQUAREM instead of Newton steps.
+NEWTON_MAX_OUTPUTS = 1024
+
+
 def minimize_lagrangian(
     p: FloatArray,
     cost: FloatArray,
     *,
     q0: FloatArray | None = None,
     tol: float = 1e-10,
-    max_iter: int = 100_000,
-    accelerate: bool = True,
+    max_iter: int = 10_000,
+    method: str = "auto",
 ) -> LagrangianSolution:
-    """Minimise ``I(X;Y) + E[cost(X,Y)]`` (nats) over channels ``p(y|x)`` by Blahut-Arimoto.
+    """Minimise ``I(X;Y) + E[cost(X,Y)]`` (nats) over channels ``p(y|x)``.
 
-    ``p`` is the source law (n,), ``cost`` an (n, m) matrix (``+inf`` forbids a pair). ``tol`` bounds
-    the certified gap ``upper - lower``; ``max_iter`` caps the number of map evaluations.
+    ``p`` is the source law (n,), ``cost`` an (n, m) matrix (``+inf`` forbids a pair). The output
+    law is updated by ``method``: ``"plain"`` Blahut-Arimoto steps, ``"squarem"`` (extrapolated
+    Blahut-Arimoto), ``"newton"`` (projected Newton steps on the same objective, Bertsekas 1982),
+    or ``"auto"`` (Newton up to ``NEWTON_MAX_OUTPUTS`` outputs). ``tol`` bounds the certified gap
+    ``upper - lower`` in nats; ``max_iter`` caps the number of iterations.
     """
+    if method not in METHODS:
+        raise LossylearnError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     n, m = cost.shape
     live = p > 0
     pl = p[live]
@@ -77,15 +88,40 @@ def minimize_lagrangian(
         kernel = np.exp(-(cl - shift[:, None]))
     kernel[np.isnan(kernel)] = 0.0
     const = float(pl @ shift)
-    kt = np.ascontiguousarray(kernel.T)
 
     q = np.full(m, 1.0 / m) if q0 is None else np.asarray(q0, dtype=np.float64).copy()
-    # Keep every output reachable from a warm start: zeros are absorbing for this iteration.
-    q = np.maximum(q, 1e-300 if q0 is None else 1e-12 * max(q.max(), 1e-300))
+    # Keep every output reachable from a warm start: zeros are absorbing for these iterations.
+    q = np.maximum(q, 1e-12 * max(float(q.max()), 1e-300))
     q /= q.sum()
+    if method == "auto":
+        method = "newton" if m <= NEWTON_MAX_OUTPUTS else "squarem"
+    if method == "newton":
+        q, v, gap, iterations = _newton_output_law(pl, kernel, q, tol, max_iter)
+    else:
+        q, v, gap, iterations = _ba_output_law(pl, kernel, q, tol, max_iter, method == "squarem")
+    upper = const - float(pl @ np.log(v))
+    lower = upper - max(gap, 0.0)
+    channel = np.empty((n, m))
+    channel[live] = q[None, :] * kernel / v[:, None]
+    channel[~live] = q[None, :]
+    channel /= channel.sum(axis=1, keepdims=True)
+    return LagrangianSolution(
+        q=q, channel=channel, upper=upper, lower=lower, iterations=iterations,
+        converged=gap <= tol,
+    )
+
+
+def _ba_output_law(
+    pl: FloatArray, kernel: FloatArray, q: FloatArray, tol: float, max_iter: int, squarem: bool
+) -> tuple[FloatArray, FloatArray, float, int]:
+    """Blahut-Arimoto iterations ``q <- q * c(q)``, optionally SQUAREM-extrapolated.
+
+    Returns ``(q, K q, gap, iterations)`` where ``gap = log max_j c_j(q)`` is Blahut's bound.
+    """
+    kt = np.ascontiguousarray(kernel.T)
 
     def value(v: FloatArray) -> float:
-        return const - float(pl @ np.log(v))
+        return -float(pl @ np.log(v))
 
     def step(qc: FloatArray, v: FloatArray) -> tuple[FloatArray, float]:
         c = kt @ (pl / v)
@@ -93,23 +129,21 @@ def minimize_lagrangian(
 
     v = kernel @ q
     iterations = 0
-    converged = False
     gap = math.inf
     while iterations < max_iter:
         q1, gap = step(q, v)
         iterations += 1
         if gap <= tol:
-            converged = True
             break
         q1 /= q1.sum()
         v1 = kernel @ q1
-        if not accelerate:
+        if not squarem:
             q, v = q1, v1
             continue
         q2, gap1 = step(q1, v1)
         iterations += 1
         if gap1 <= tol:
-            q, v, gap, converged = q1, v1, gap1, True
+            q, v, gap = q1, v1, gap1
             break
         q2 /= q2.sum()
         v2 = kernel @ q2
@@ -128,15 +162,69 @@ def minimize_lagrangian(
             q, v = qn, vn
         else:
             q, v = q2, v2
-    upper = value(v)
-    lower = upper - max(gap, 0.0)
-    channel = np.empty((n, m))
-    channel[live] = q[None, :] * kernel / v[:, None]
-    channel[~live] = q[None, :]
-    channel /= channel.sum(axis=1, keepdims=True)
-    return LagrangianSolution(
-        q=q, channel=channel, upper=upper, lower=lower, iterations=iterations, converged=converged
-    )
+    return q, v, gap, iterations
+
+
+def _newton_output_law(
+    pl: FloatArray, kernel: FloatArray, q: FloatArray, tol: float, max_iter: int
+) -> tuple[FloatArray, FloatArray, float, int]:
+    """Projected Newton on ``f(x) = -sum_i p_i log (Kx)_i + sum_j x_j`` over ``x >= 0``.
+
+    Its minimiser sums to one and is the Blahut-Arimoto fixed point (the optimal output law);
+    dropping the simplex constraint leaves only bounds, which projected Newton handles with an
+    active set. Each iterate is certified by Blahut's gap at ``q = x / sum(x)``; a step that fails
+    its line search is replaced by a plain Blahut-Arimoto step, which always descends.
+    """
+    kt = np.ascontiguousarray(kernel.T)
+    x = q.copy()
+    v = kernel @ x
+    fx = -float(pl @ np.log(v)) + float(x.sum())
+    gap = math.inf
+    iterations = 0
+    while iterations < max_iter:
+        c = kt @ (pl / v)
+        total = float(x.sum())
+        gap = math.log(float(c.max()) * total)
+        if gap <= tol:
+            break
+        iterations += 1
+        g = 1.0 - c
+        eps = min(1e-10, float(np.linalg.norm(x - np.maximum(x - g, 0.0))))
+        active = (x <= eps) & (g > 0)
+        free = ~active
+        d = np.zeros_like(x)
+        d[active] = -g[active]
+        if free.any():
+            kf = kernel[:, free]
+            hess = kf.T @ (kf * (pl / (v * v))[:, None])
+            diag = np.diag(hess)
+            hess[np.diag_indices_from(hess)] = diag + 1e-12 * max(float(diag.max()), 1e-300)
+            try:
+                d[free] = -np.linalg.solve(hess, g[free])
+            except np.linalg.LinAlgError:
+                d[free] = -g[free] / np.maximum(diag, 1e-300)
+        alpha = 1.0
+        accepted = False
+        for _ in range(40):
+            xn = np.maximum(x + alpha * d, 0.0)
+            vn = kernel @ xn
+            if np.all(vn > 0):
+                fn = -float(pl @ np.log(vn)) + float(xn.sum())
+                if fn <= fx + 1e-4 * float(g @ (xn - x)):
+                    accepted = True
+                    break
+            alpha *= 0.5
+        if accepted and fn < fx:
+            x, v, fx = xn, vn, fn
+            continue
+        # Fallback: one Blahut-Arimoto step from the normalised point.
+        qn = x / total * (c * total)
+        qn /= qn.sum()
+        x = qn
+        v = kernel @ x
+        fx = -float(pl @ np.log(v)) + float(x.sum())
+    total = float(x.sum())
+    return x / total, v / total, gap, iterations
 
 
 @dataclass(frozen=True)
@@ -228,9 +316,9 @@ def blahut_arimoto(
     slope: float,
     *,
     tol: float = 1e-10,
-    max_iter: int = 100_000,
+    max_iter: int = 10_000,
     q0: ArrayLike | None = None,
-    accelerate: bool = True,
+    method: str = "auto",
 ) -> RDPoint:
     """The point of ``R(D)`` where its slope is ``-slope`` (nats per unit distortion), in bits."""
     p = as_pmf(p_x, "p_x")
@@ -243,7 +331,7 @@ def blahut_arimoto(
     cost = _slope_cost(d, beta)
     sol = minimize_lagrangian(
         p, cost, q0=None if q0 is None else np.asarray(q0, float), tol=tol, max_iter=max_iter,
-        accelerate=accelerate,
+        method=method,
     )
     return _point_from(p, d, sol, beta, None)
 
@@ -271,16 +359,16 @@ def _zero_rate_point(p: FloatArray, d: FloatArray) -> RDPoint:
 class _SlopeSolver:
     """Blahut-Arimoto runs at chosen slopes, warm-started from the previous output law."""
 
-    def __init__(self, p: FloatArray, d: FloatArray, tol: float, max_iter: int, accelerate: bool):
+    def __init__(self, p: FloatArray, d: FloatArray, tol: float, max_iter: int, method: str):
         self.p, self.d = p, d
-        self.tol, self.max_iter, self.accelerate = tol, max_iter, accelerate
+        self.tol, self.max_iter, self.method = tol, max_iter, method
         self.q: FloatArray | None = None
         self.iterations = 0
 
     def run(self, beta: float) -> tuple[LagrangianSolution, float]:
         sol = minimize_lagrangian(
             self.p, _slope_cost(self.d, beta), q0=self.q, tol=self.tol, max_iter=self.max_iter,
-            accelerate=self.accelerate,
+            method=self.method,
         )
         self.q = sol.q
         self.iterations += sol.iterations
@@ -381,8 +469,8 @@ def solve_rate_distortion(
     *,
     tol: float = 1e-10,
     distortion_tol: float = 1e-9,
-    max_iter: int = 100_000,
-    accelerate: bool = True,
+    max_iter: int = 10_000,
+    method: str = "auto",
 ) -> RDPoint:
     """``R(D)`` with its optimal test channel and certificate (see :class:`RDPoint`).
 
@@ -395,7 +483,7 @@ def solve_rate_distortion(
     dmin, dmax = distortion_range(p, d)
     if target < dmin - distortion_tol:
         raise LossylearnError(f"D = {target:g} is below the least achievable distortion {dmin:g}")
-    solver = _SlopeSolver(p, d, tol, max_iter, accelerate)
+    solver = _SlopeSolver(p, d, tol, max_iter, method)
     point = _solve_target(solver, target, dmin, dmax, distortion_tol, None)
     return _with_total_iterations(point, solver.iterations)
 
@@ -415,13 +503,13 @@ def rate_distortion(
     *,
     tol: float = 1e-10,
     distortion_tol: float = 1e-9,
-    max_iter: int = 100_000,
-    accelerate: bool = True,
+    max_iter: int = 10_000,
+    method: str = "auto",
 ) -> float:
     """``R(D)`` in bits for a finite source ``p_x`` and distortion matrix ``d[x, xhat]``."""
     return solve_rate_distortion(
         p_x, distortion, D, tol=tol, distortion_tol=distortion_tol, max_iter=max_iter,
-        accelerate=accelerate,
+        method=method,
     ).rate_bits
 
 
@@ -433,8 +521,8 @@ def rate_distortion_curve(
     distortions: ArrayLike | None = None,
     tol: float = 1e-10,
     distortion_tol: float = 1e-9,
-    max_iter: int = 100_000,
-    accelerate: bool = True,
+    max_iter: int = 10_000,
+    method: str = "auto",
 ) -> RDCurve:
     """Trace ``R(D)`` (bits) at ``distortions``, or at ``n_points`` evenly spaced in [D_min, D_max].
 
@@ -457,7 +545,7 @@ def rate_distortion_curve(
                 f"distortion {targets.min():g} is below the least achievable distortion {dmin:g}"
             )
     order = np.argsort(-targets, kind="stable")
-    solver = _SlopeSolver(p, d, tol, max_iter, accelerate)
+    solver = _SlopeSolver(p, d, tol, max_iter, method)
     rates = np.empty(targets.size)
     lowers = np.empty(targets.size)
     slopes = np.empty(targets.size)

@@ -1,0 +1,130 @@
+"""Training-step speed of the urdc models on CPU, and what it means for the paper grid.
+
+Prints one JSON document: seconds per 64-image step (and steps per second) for each kind of step
+the study runs, with the anchor's transposed-convolution decoder and with the MLP decoder, and an
+estimate of the paper profile's total time from those step times and its model plan.
+
+    .venv/bin/python benchmarks/urdc_speed.py --threads 2 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+
+from lossylearn.data import load_dataset
+from lossylearn.urdc.metrics import estimate_w1
+from lossylearn.urdc.models import Encoder, NetConfig, build_decoder
+from lossylearn.urdc.quantizer import DitheredQuantizer
+from lossylearn.urdc.study import get_profile, plan_models
+from lossylearn.urdc.train import Head, Objective, TrainConfig, images_to_tensor, train_classifier, train_codec
+
+
+def _time_train(kind: str, obj: Objective, train_encoder: bool, x: torch.Tensor, y: torch.Tensor, clf: torch.nn.Module,
+                channels_last: bool, repeats: int) -> float:
+    """Median seconds per training step of one epoch over ``x`` (batch 64)."""
+    q = DitheredQuantizer(3, 3)
+    times = []
+    for r in range(repeats + 1):
+        torch.manual_seed(r)
+        enc = Encoder(3)
+        dec = build_decoder(NetConfig(decoder=kind))
+        if channels_last:
+            dec = dec.to(memory_format=torch.channels_last)
+        head = Head(dec, obj)
+        n_steps = TrainConfig(batch_size=64).steps_per_epoch(x.shape[0])
+        t0 = time.perf_counter()
+        train_codec(enc, [head], q, x, y, classifier=clf, config=TrainConfig(epochs=1), train_encoder=train_encoder, seed=r)
+        if r > 0:  # the first run warms up the allocator and kernels
+            times.append((time.perf_counter() - t0) / n_steps)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20, help="64-image steps per timed epoch")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-critic", action="store_true", help="skip the (slow) perception-step timings")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ds = load_dataset("mnist", limit=64 * args.steps)
+    x = images_to_tensor(ds.train_images)
+    y = torch.from_numpy(ds.train_labels)
+    clf = train_classifier(x, y, epochs=1, seed=0)
+    load_before = os.getloadavg()[0]
+
+    timings: dict[str, float] = {}
+    cases = [
+        ("conv_mse_end_to_end", "conv", Objective(), True, False),
+        ("conv_channels_last_mse_end_to_end", "conv", Objective(), True, True),
+        ("mlp_mse_end_to_end", "mlp", Objective(), True, False),
+        ("conv_rdc_end_to_end", "conv", Objective(0.015, 0), True, False),
+        ("mlp_rdc_end_to_end", "mlp", Objective(0.015, 0), True, False),
+        ("conv_rdc_universal_cached_latents", "conv", Objective(0.015, 0), False, False),
+        ("mlp_rdc_universal_cached_latents", "mlp", Objective(0.015, 0), False, False),
+    ]
+    if not args.skip_critic:
+        cases += [
+            ("conv_rdp_end_to_end", "conv", Objective(0, 0.015), True, False),
+            ("mlp_rdp_end_to_end", "mlp", Objective(0, 0.015), True, False),
+        ]
+    for name, kind, obj, train_enc, cl in cases:
+        timings[name] = _time_train(kind, obj, train_enc, x, y, clf, cl, args.repeats)
+    if not args.skip_critic:
+        t0 = time.perf_counter()
+        estimate_w1(x, x.flip(0), x[:256], x[:256].flip(0), steps=args.steps, seed=0)
+        timings["w1_eval_critic_step"] = (time.perf_counter() - t0) / args.steps
+
+    # the paper profile's cost from these step times: 5,000 training digits, 30 epochs
+    prof = get_profile("paper")
+    steps_per_model = prof.epochs * TrainConfig().steps_per_epoch(5000)
+    plan = plan_models(prof)
+    n_decoders_evaluated = sum(s.kind != "shared" for s in plan)
+
+    def model_seconds(kind: str) -> float:
+        total = 0.0
+        for s in plan:
+            heads = len(s.objectives)
+            perception = any(o.lambda_p > 0 for o in s.objectives)
+            if s.kind == "universal":
+                key = f"{kind}_rdc_universal_cached_latents"
+            elif perception:
+                key = f"{kind}_rdp_end_to_end"
+            else:
+                key = f"{kind}_rdc_end_to_end"
+            per_step = timings.get(key)
+            if per_step is None:
+                return float("nan")
+            if s.kind == "universal" and perception:
+                per_step = timings[f"{kind}_rdp_end_to_end"]
+            total += heads * per_step * steps_per_model
+        return total
+
+    w1_total = timings.get("w1_eval_critic_step", float("nan")) * prof.w1_steps * n_decoders_evaluated
+    report = {
+        "threads": args.threads,
+        "batch_size": 64,
+        "load_average_1min_at_start": round(load_before, 2),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "seconds_per_step": {k: round(v, 5) for k, v in timings.items()},
+        "steps_per_second": {k: round(1.0 / v, 2) for k, v in timings.items()},
+        "paper_profile": {
+            "models": len(plan),
+            "decoders_evaluated": n_decoders_evaluated,
+            "steps_per_model": steps_per_model,
+            "hours_training_conv_decoder": round(model_seconds("conv") / 3600, 2),
+            "hours_training_mlp_decoder": round(model_seconds("mlp") / 3600, 2),
+            "hours_w1_evaluation": round(w1_total / 3600, 2),
+        },
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
