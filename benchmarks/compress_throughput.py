@@ -14,7 +14,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,9 @@ def main() -> None:
 
     images, labels = load_dataset("mnist").split("train")
     n = len(images)
-    spec, _ = resolve_noise(kind="gaussian", psnr=args.psnr, image_shape=images.shape[1:], seeded=True)
+    spec, _ = resolve_noise(
+        kind="gaussian", psnr=args.psnr, image_shape=images.shape[1:], seeded=True
+    )
     noisy = add_noise(images, spec, NoiseSource.create(0, 0))
     result: dict[str, object] = {"n_images": n, "psnr": args.psnr, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +100,6 @@ def main() -> None:
         "Parquet write; the bare loop only encodes and decodes. Ratio = bare time / compress time."
     )
     print(json.dumps(result, indent=2))
-    del resource  # imported for the probe's documentation only
 
 
 if __name__ == "__main__":

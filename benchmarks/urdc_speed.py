@@ -22,11 +22,26 @@ from lossylearn.urdc.metrics import estimate_w1
 from lossylearn.urdc.models import Encoder, NetConfig, build_decoder
 from lossylearn.urdc.quantizer import DitheredQuantizer
 from lossylearn.urdc.study import get_profile, plan_models
-from lossylearn.urdc.train import Head, Objective, TrainConfig, images_to_tensor, train_classifier, train_codec
+from lossylearn.urdc.train import (
+    Head,
+    Objective,
+    TrainConfig,
+    images_to_tensor,
+    train_classifier,
+    train_codec,
+)
 
 
-def _time_train(kind: str, obj: Objective, train_encoder: bool, x: torch.Tensor, y: torch.Tensor, clf: torch.nn.Module,
-                channels_last: bool, repeats: int) -> float:
+def _time_train(
+    kind: str,
+    obj: Objective,
+    train_encoder: bool,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clf: torch.nn.Module,
+    channels_last: bool,
+    repeats: int,
+) -> float:
     """Median seconds per training step of one epoch over ``x`` (batch 64)."""
     q = DitheredQuantizer(3, 3)
     times = []
@@ -39,7 +54,17 @@ def _time_train(kind: str, obj: Objective, train_encoder: bool, x: torch.Tensor,
         head = Head(dec, obj)
         n_steps = TrainConfig(batch_size=64).steps_per_epoch(x.shape[0])
         t0 = time.perf_counter()
-        train_codec(enc, [head], q, x, y, classifier=clf, config=TrainConfig(epochs=1), train_encoder=train_encoder, seed=r)
+        train_codec(
+            enc,
+            [head],
+            q,
+            x,
+            y,
+            classifier=clf,
+            config=TrainConfig(epochs=1),
+            train_encoder=train_encoder,
+            seed=r,
+        )
         if r > 0:  # the first run warms up the allocator and kernels
             times.append((time.perf_counter() - t0) / n_steps)
     return statistics.median(times)
@@ -50,7 +75,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20, help="64-image steps per timed epoch")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--skip-critic", action="store_true", help="skip the (slow) perception-step timings")
+    parser.add_argument(
+        "--skip-critic", action="store_true", help="skip the (slow) perception-step timings"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ds = load_dataset("mnist", limit=64 * args.steps)
@@ -106,7 +133,9 @@ def main() -> None:
             total += heads * per_step * steps_per_model
         return total
 
-    w1_total = timings.get("w1_eval_critic_step", float("nan")) * prof.w1_steps * n_decoders_evaluated
+    w1_total = (
+        timings.get("w1_eval_critic_step", float("nan")) * prof.w1_steps * n_decoders_evaluated
+    )
     report = {
         "threads": args.threads,
         "batch_size": 64,

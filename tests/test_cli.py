@@ -11,16 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import make_celeba_tree, write_idx
 from PIL import Image
 
 from lossylearn.store import open_store
-from fixtures import make_celeba_tree, write_idx
 
 LOSSYLEARN = [sys.executable, "-m", "lossylearn.cli"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOSSYLEARN, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [*LOSSYLEARN, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -44,7 +46,15 @@ def store(tmp_path_factory) -> Path:
 def test_help_teaches():
     proc = run("compress", "--help")
     assert proc.returncode == 0
-    for option in ("--psnr", "--epsilon", "--unit", "--discrete", "--match", "--resume", "--workers"):
+    for option in (
+        "--psnr",
+        "--epsilon",
+        "--unit",
+        "--discrete",
+        "--match",
+        "--resume",
+        "--workers",
+    ):
         assert option in proc.stdout
 
 
@@ -90,7 +100,9 @@ def test_impossible_privacy_parameters(tmp_path, args, needles):
 
 
 def test_output_folder_holding_another_store(store):
-    assert_one_line_error(run("compress", "--psnr", "20", "--limit", "10", "--out", store), "already holds")
+    assert_one_line_error(
+        run("compress", "--psnr", "20", "--limit", "10", "--out", store), "already holds"
+    )
 
 
 def test_truncated_idx(tmp_path):
@@ -101,7 +113,9 @@ def test_truncated_idx(tmp_path):
     write_idx(d / "t10k-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
     raw = gzip.decompress((d / "t10k-images-idx3-ubyte.gz").read_bytes())
     (d / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[: len(raw) // 2]))
-    proc = run("compress", "--data-dir", d, "--split", "test", "--psnr", "20", "--out", tmp_path / "s")
+    proc = run(
+        "compress", "--data-dir", d, "--split", "test", "--psnr", "20", "--out", tmp_path / "s"
+    )
     assert_one_line_error(proc, "truncated")
 
 
@@ -109,7 +123,17 @@ def test_celeba_without_attribute_file(tmp_path):
     root = tmp_path / "celeba"
     make_celeba_tree(root, n=6)
     (root / "list_attr_celeba.txt").unlink()
-    proc = run("compress", "--dataset", "celeba", "--data-dir", root, "--psnr", "20", "--out", tmp_path / "s")
+    proc = run(
+        "compress",
+        "--dataset",
+        "celeba",
+        "--data-dir",
+        root,
+        "--psnr",
+        "20",
+        "--out",
+        tmp_path / "s",
+    )
     assert_one_line_error(proc, "list_attr_celeba.txt")
 
 
@@ -119,7 +143,17 @@ def test_folder_with_mixed_sizes(tmp_path):
         (root / cls).mkdir(parents=True)
         for k in range(3):
             Image.new("L", size, color=k * 40).save(root / cls / f"{k}.png")
-    proc = run("compress", "--dataset", "folder", "--data-dir", root, "--psnr", "20", "--out", tmp_path / "s")
+    proc = run(
+        "compress",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        root,
+        "--psnr",
+        "20",
+        "--out",
+        tmp_path / "s",
+    )
     assert_one_line_error(proc, "size")
 
 

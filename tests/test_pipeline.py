@@ -137,7 +137,15 @@ def test_epsilon_calibration_lands_in_manifest(tmp_path, mnist):
 
 def test_workers_do_not_change_bytes(tmp_path, mnist):
     images, labels = mnist.split("train")
-    kw = dict(images=images[:900], labels=labels[:900], psnr=16, out=None, seed=7, chunk_size=200, progress=False)
+    kw = dict(
+        images=images[:900],
+        labels=labels[:900],
+        psnr=16,
+        out=None,
+        seed=7,
+        chunk_size=200,
+        progress=False,
+    )
     kw["out"] = tmp_path / "one"
     lossylearn.compress(**kw, workers=1)
     kw["out"] = tmp_path / "two"
@@ -162,7 +170,16 @@ def test_clean_images_never_enter_the_store(tmp_path, mnist):
     images, labels = mnist.split("train")
     images, labels = images[:50], labels[:50]
     out = tmp_path / "s"
-    lossylearn.compress(images=images, labels=labels, psnr=20, codec="png", out=out, seed=5, progress=False, warn=lambda _: None)
+    lossylearn.compress(
+        images=images,
+        labels=labels,
+        psnr=20,
+        codec="png",
+        out=out,
+        seed=5,
+        progress=False,
+        warn=lambda _: None,
+    )
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert names == ["manifest.json", "shards/shard-00000.parquet"]
     store = open_store(out)
@@ -180,7 +197,9 @@ def test_refuses_a_folder_holding_a_store(psnr20, mnist):
     out, _ = psnr20
     images, labels = mnist.split("train")
     with pytest.raises(StoreError, match="already holds a lossylearn store"):
-        lossylearn.compress(images=images[:10], labels=labels[:10], psnr=20, out=out, progress=False)
+        lossylearn.compress(
+            images=images[:10], labels=labels[:10], psnr=20, out=out, progress=False
+        )
 
 
 def test_refuses_foreign_folder_and_overwrites_own(tmp_path, mnist):
@@ -188,9 +207,18 @@ def test_refuses_foreign_folder_and_overwrites_own(tmp_path, mnist):
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "thesis.tex").write_text("precious")
     with pytest.raises(StoreError, match="not empty"):
-        lossylearn.compress(images=images[:10], labels=labels[:10], psnr=20, out=tmp_path / "f", progress=False)
+        lossylearn.compress(
+            images=images[:10], labels=labels[:10], psnr=20, out=tmp_path / "f", progress=False
+        )
     with pytest.raises(StoreError, match="only replaces a lossylearn store"):
-        lossylearn.compress(images=images[:10], labels=labels[:10], psnr=20, out=tmp_path / "f", overwrite=True, progress=False)
+        lossylearn.compress(
+            images=images[:10],
+            labels=labels[:10],
+            psnr=20,
+            out=tmp_path / "f",
+            overwrite=True,
+            progress=False,
+        )
     assert (tmp_path / "f" / "thesis.tex").read_text() == "precious"
     kw = dict(images=images[:10], labels=labels[:10], psnr=20, out=tmp_path / "g", progress=False)
     lossylearn.compress(**kw, seed=1)
@@ -200,14 +228,28 @@ def test_refuses_foreign_folder_and_overwrites_own(tmp_path, mnist):
 
 def test_bad_arrays_are_refused(tmp_path):
     with pytest.raises(LossylearnError, match="uint8"):
-        lossylearn.compress(images=np.zeros((4, 28, 28, 1), np.float32), labels=np.zeros(4), psnr=20, out=tmp_path / "a")
+        lossylearn.compress(
+            images=np.zeros((4, 28, 28, 1), np.float32),
+            labels=np.zeros(4),
+            psnr=20,
+            out=tmp_path / "a",
+        )
     with pytest.raises(LossylearnError, match="labels"):
-        lossylearn.compress(images=np.zeros((4, 28, 28, 1), np.uint8), labels=np.zeros(3), psnr=20, out=tmp_path / "b")
+        lossylearn.compress(
+            images=np.zeros((4, 28, 28, 1), np.uint8),
+            labels=np.zeros(3),
+            psnr=20,
+            out=tmp_path / "b",
+        )
 
 
-def test_interrupted_run_is_not_a_store_and_resumes_to_identical_bytes(tmp_path, mnist, monkeypatch):
+def test_interrupted_run_is_not_a_store_and_resumes_to_identical_bytes(
+    tmp_path, mnist, monkeypatch
+):
     images, labels = mnist.split("train")
-    kw = dict(images=images[:800], labels=labels[:800], psnr=18, seed=11, chunk_size=200, progress=False)
+    kw = dict(
+        images=images[:800], labels=labels[:800], psnr=18, seed=11, chunk_size=200, progress=False
+    )
     lossylearn.compress(**kw, out=tmp_path / "full")
 
     real = chunks_module.run_chunk
@@ -245,10 +287,27 @@ def test_resume_refuses_other_settings(tmp_path, mnist, monkeypatch):
 
     monkeypatch.setattr(compress_module, "run_chunk", die)
     with pytest.raises(KeyboardInterrupt):
-        lossylearn.compress(images=images[:400], labels=labels[:400], psnr=18, seed=1, chunk_size=100, out=tmp_path / "s", progress=False)
+        lossylearn.compress(
+            images=images[:400],
+            labels=labels[:400],
+            psnr=18,
+            seed=1,
+            chunk_size=100,
+            out=tmp_path / "s",
+            progress=False,
+        )
     monkeypatch.undo()
     with pytest.raises(StoreError, match="different settings"):
-        lossylearn.compress(images=images[:400], labels=labels[:400], psnr=12, seed=1, chunk_size=100, out=tmp_path / "s", resume=True, progress=False)
+        lossylearn.compress(
+            images=images[:400],
+            labels=labels[:400],
+            psnr=12,
+            seed=1,
+            chunk_size=100,
+            out=tmp_path / "s",
+            resume=True,
+            progress=False,
+        )
 
 
 KILL_SCRIPT = """
@@ -277,7 +336,15 @@ def test_sigkill_midway_then_resume(tmp_path):
     with pytest.raises(StoreError):
         open_store(cut)
     x, y = load_dataset("mnist").split("train")
-    kw = dict(images=x[:3000], labels=y[:3000], psnr=16, seed=4, chunk_size=100, match="image", progress=False)
+    kw = dict(
+        images=x[:3000],
+        labels=y[:3000],
+        psnr=16,
+        seed=4,
+        chunk_size=100,
+        match="image",
+        progress=False,
+    )
     lossylearn.compress(**kw, out=cut, resume=True)
     lossylearn.compress(**kw, out=tmp_path / "full")
     assert store_bytes(cut) == store_bytes(tmp_path / "full")

@@ -10,7 +10,19 @@ from typer.testing import CliRunner
 
 from lossylearn.urdc.cli import app
 
-TINY = ["--profile", "quick", "--limit", "120", "--epochs", "1", "--w1-steps", "3", "--no-progress", "--threads", "1"]
+TINY = [
+    "--profile",
+    "quick",
+    "--limit",
+    "120",
+    "--epochs",
+    "1",
+    "--w1-steps",
+    "3",
+    "--no-progress",
+    "--threads",
+    "1",
+]
 
 
 def test_quick_profile_end_to_end(tmp_path: Path) -> None:
@@ -38,7 +50,9 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
     for weights in (out / "models").rglob("*.pt"):
         assert (weights.parent / "config.json").is_file()
     cfg = json.loads((out / "models" / "e2e-3x3-c0-p0.015" / "config.json").read_text())
-    assert cfg["net"]["latent_dim"] == 3 and cfg["objectives"] == [{"lambda_c": 0.0, "lambda_p": 0.015}]
+    assert cfg["net"]["latent_dim"] == 3 and cfg["objectives"] == [
+        {"lambda_c": 0.0, "lambda_p": 0.015}
+    ]
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "src='http" not in page
     for fig in ("fig_rdc.png", "fig_rdp.png", "fig_rdc_rates.png"):
@@ -56,5 +70,7 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "unknown profile 'huge'; known profiles: quick, paper" in res.output
     assert "Traceback" not in res.output
-    res = runner.invoke(app, ["--profile", "quick", "--decoder", "resnet", "--out", str(tmp_path / "y")])
+    res = runner.invoke(
+        app, ["--profile", "quick", "--decoder", "resnet", "--out", str(tmp_path / "y")]
+    )
     assert res.exit_code == 2 and "unknown decoder" in res.output

@@ -32,7 +32,9 @@ def test_splitmix64_matches_reference_output() -> None:
     assert int(_splitmix64(state2)[0]) == 0x6E789E6AA1B965F4
 
 
-@pytest.mark.parametrize(("d", "levels", "bits"), [(3, 3, 4.754887502163468), (3, 4, 6.0), (4, 4, 8.0)])
+@pytest.mark.parametrize(
+    ("d", "levels", "bits"), [(3, 3, 4.754887502163468), (3, 4, 6.0), (4, 4, 8.0)]
+)
 def test_nominal_rates(d: int, levels: int, bits: float) -> None:
     q = DitheredQuantizer(d, levels)
     assert q.rate_bits == pytest.approx(bits, abs=1e-12)
@@ -93,7 +95,9 @@ def test_pack_known_value_and_sizes() -> None:
     assert payload_bits(8, 16) == 32
 
 
-@pytest.mark.parametrize(("alphabet", "n"), [(27, 1), (27, 13), (27, 5000), (64, 777), (256, 300), (2, 9), (81, 0)])
+@pytest.mark.parametrize(
+    ("alphabet", "n"), [(27, 1), (27, 13), (27, 5000), (64, 777), (256, 300), (2, 9), (81, 0)]
+)
 def test_pack_unpack_round_trip_is_byte_exact(alphabet: int, n: int) -> None:
     rng = np.random.default_rng(alphabet + n)
     s = rng.integers(0, alphabet, n)
@@ -130,7 +134,10 @@ def test_bitstream_round_trip_and_errors() -> None:
         decode_bitstream(data[:10])
     # an all-ones payload is >= 27**N: a corrupt stream, not garbage symbols
     _, size3 = encode_bitstream(np.zeros((5, 3), int), BitstreamHeader(3, 3, 5, 0))
-    bad = encode_bitstream(np.zeros((5, 3), int), BitstreamHeader(3, 3, 5, 0))[0][:HEADER_BYTES] + b"\xff" * size3.payload_bytes
+    bad = (
+        encode_bitstream(np.zeros((5, 3), int), BitstreamHeader(3, 3, 5, 0))[0][:HEADER_BYTES]
+        + b"\xff" * size3.payload_bytes
+    )
     with pytest.raises(CodecError):
         decode_bitstream(bad)
 

@@ -8,11 +8,32 @@ import torch
 
 from lossylearn.data import load_dataset
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.metrics import classifier_scores, estimate_w1, mean_squared_error, receive, transmit
-from lossylearn.urdc.models import ConvDecoder, Critic, Encoder, MLPDecoder, NetConfig, build_decoder
+from lossylearn.urdc.metrics import (
+    classifier_scores,
+    estimate_w1,
+    mean_squared_error,
+    receive,
+    transmit,
+)
+from lossylearn.urdc.models import (
+    ConvDecoder,
+    Critic,
+    Encoder,
+    MLPDecoder,
+    NetConfig,
+    build_decoder,
+)
 from lossylearn.urdc.quantizer import DitheredQuantizer
-from lossylearn.urdc.study import ResultRow, compute_penalties, plan_models, get_profile
-from lossylearn.urdc.train import Head, Objective, TrainConfig, images_to_tensor, resolve_device, train_classifier, train_codec
+from lossylearn.urdc.study import ResultRow, compute_penalties, get_profile, plan_models
+from lossylearn.urdc.train import (
+    Head,
+    Objective,
+    TrainConfig,
+    images_to_tensor,
+    resolve_device,
+    train_classifier,
+    train_codec,
+)
 
 torch.set_num_threads(1)  # the CI box has 2 cores; leave one to pytest-xdist siblings
 
@@ -66,7 +87,17 @@ def test_end_to_end_then_universal_decoder_learns(digits) -> None:
     torch.manual_seed(0)
     enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
     cfg = TrainConfig(epochs=4, batch_size=32)
-    logs = train_codec(enc, [Head(dec, Objective())], q, x, y, classifier=None, config=cfg, train_encoder=True, seed=0)
+    logs = train_codec(
+        enc,
+        [Head(dec, Objective())],
+        q,
+        x,
+        y,
+        classifier=None,
+        config=cfg,
+        train_encoder=True,
+        seed=0,
+    )
     assert logs[-1].mse[0] < logs[0].mse[0]
     data, size = transmit(enc, q, xt, seed=11)
     assert size.payload_bits == int(np.ceil(300 * q.rate_bits))
@@ -82,12 +113,32 @@ def test_end_to_end_then_universal_decoder_learns(digits) -> None:
     # a fresh decoder on the frozen encoder reaches a comparable distortion (cached latents path)
     dec2 = build_decoder(NetConfig(decoder="mlp"))
     enc_before = [p.clone() for p in enc.parameters()]
-    train_codec(enc, [Head(dec2, Objective())], q, x, y, classifier=None, config=cfg, train_encoder=False, seed=1)
+    train_codec(
+        enc,
+        [Head(dec2, Objective())],
+        q,
+        x,
+        y,
+        classifier=None,
+        config=cfg,
+        train_encoder=False,
+        seed=1,
+    )
     assert all(torch.equal(a, b) for a, b in zip(enc_before, enc.parameters(), strict=True))
     rec2, _ = receive(data, dec2)
     assert mean_squared_error(rec2, xt) < mean_image_mse
     with pytest.raises(LossylearnError, match="classifier"):
-        train_codec(enc, [Head(dec2, Objective(0.01, 0))], q, x, y, classifier=None, config=cfg, train_encoder=False, seed=1)
+        train_codec(
+            enc,
+            [Head(dec2, Objective(0.01, 0))],
+            q,
+            x,
+            y,
+            classifier=None,
+            config=cfg,
+            train_encoder=False,
+            seed=1,
+        )
 
 
 def test_w1_critic_separates_far_from_near(digits) -> None:
@@ -99,9 +150,24 @@ def test_w1_critic_separates_far_from_near(digits) -> None:
 
 
 def _row(mode: str, enc: str, lc: float, mse: float, ce: float) -> ResultRow:
-    return ResultRow(mode=mode, objective="classification", rate_bits=4.754887502163468, latent_dim=3, levels=3,
-                     lambda_c=lc, lambda_p=0.0, mse=mse, ce=ce, accuracy=0.9, w1=1.0, entropy_bits=4.0,
-                     stored_bits_per_image=4.76, encoder=enc, model=f"{mode}-{lc}", decoder="mlp")
+    return ResultRow(
+        mode=mode,
+        objective="classification",
+        rate_bits=4.754887502163468,
+        latent_dim=3,
+        levels=3,
+        lambda_c=lc,
+        lambda_p=0.0,
+        mse=mse,
+        ce=ce,
+        accuracy=0.9,
+        w1=1.0,
+        entropy_bits=4.0,
+        stored_bits_per_image=4.76,
+        encoder=enc,
+        model=f"{mode}-{lc}",
+        decoder="mlp",
+    )
 
 
 def test_penalties_on_the_anchor_numbers() -> None:
@@ -124,7 +190,11 @@ def test_penalties_on_the_anchor_numbers() -> None:
 def test_plans_cover_the_grids() -> None:
     quick = plan_models(get_profile("quick"))
     kinds = [s.kind for s in quick]
-    assert kinds.count("end-to-end") == 3 and kinds.count("shared") == 1 and kinds.count("universal") == 6
+    assert (
+        kinds.count("end-to-end") == 3
+        and kinds.count("shared") == 1
+        and kinds.count("universal") == 6
+    )
     ids = [s.model_id for s in quick]
     assert len(ids) == len(set(ids))
     mse_only = next(s for s in quick if s.model_id == "e2e-3x3-c0-p0")
@@ -139,3 +209,19 @@ def test_plans_cover_the_grids() -> None:
         seen.add(s.model_id)
     with pytest.raises(LossylearnError, match="known profiles"):
         get_profile("huge")
+
+
+def test_profile_overrides_and_their_errors() -> None:
+    from lossylearn.urdc.study import override_profile
+
+    prof = override_profile(get_profile("paper"), rates="3x3,4x4", rdc_lambdas="0,0.0066,0.015", rdp_lambdas="")
+    assert prof.rates == ((3, 3), (4, 4)) and prof.universal_rate == (3, 3)
+    assert prof.rdc_lambdas == (0.0, 0.0066, 0.015) and prof.universal_rdc_encoder == 0.015
+    assert prof.rdp_lambdas == () and prof.universal_rdp_lambdas == ()
+    plan = plan_models(prof)
+    assert sum(s.kind == "end-to-end" for s in plan) == 6
+    assert sum(s.kind == "universal" for s in plan) == 6  # 3 on the e2e encoder, 3 on the shared one
+    with pytest.raises(LossylearnError, match="rates must look like"):
+        override_profile(prof, rates="3by3")
+    with pytest.raises(LossylearnError, match="comma-separated"):
+        override_profile(prof, rdc_lambdas="0,a")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,27 +33,27 @@ app = typer.Typer(
 )
 
 
-class NoiseKind(str, Enum):
+class NoiseKind(StrEnum):
     gaussian = "gaussian"
     laplace = "laplace"
 
 
-class Unit(str, Enum):
+class Unit(StrEnum):
     pixel = "pixel"
     image = "image"
 
 
-class RangeHandling(str, Enum):
+class RangeHandling(StrEnum):
     clip = "clip"
     wrap = "wrap"
 
 
-class MatchMode(str, Enum):
+class MatchMode(StrEnum):
     dataset = "dataset"
     image = "image"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     jpeg = "jpeg"
     png = "png"
     native = "native"
@@ -82,35 +82,130 @@ RUN = "Output and run"
 
 @app.command()
 def compress(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to create.", rich_help_panel=RUN)],
-    dataset: Annotated[str, typer.Option(help="mnist | fashion-mnist | celeba | folder.", rich_help_panel=DATA)] = "mnist",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (mnist: embedded 5k digits when omitted).", rich_help_panel=DATA)] = None,
-    split: Annotated[str, typer.Option(help="Which split to store: train | test.", rich_help_panel=DATA)] = "train",
-    attribute: Annotated[str, typer.Option(help="CelebA attribute used as label.", rich_help_panel=DATA)] = "Male",
-    image_size: Annotated[int, typer.Option(help="CelebA side length after centre crop and resize.", rich_help_panel=DATA)] = 64,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of the split.", rich_help_panel=DATA)] = None,
-    noise: Annotated[NoiseKind, typer.Option(help="Noise mechanism.", rich_help_panel=NOISE)] = NoiseKind.gaussian,
-    sigma: Annotated[Optional[float], typer.Option(help="Gaussian standard deviation, 0-255 pixel scale.", rich_help_panel=NOISE)] = None,
-    b: Annotated[Optional[float], typer.Option("--b", help="Laplace scale, 0-255 pixel scale.", rich_help_panel=NOISE)] = None,
-    psnr: Annotated[Optional[float], typer.Option(help="Nominal noise PSNR in dB: sigma = 255 * 10^(-PSNR/20).", rich_help_panel=NOISE)] = None,
-    epsilon: Annotated[Optional[float], typer.Option(help="Privacy target epsilon (calibrates the noise).", rich_help_panel=NOISE)] = None,
-    delta: Annotated[Optional[float], typer.Option(help="Privacy target delta (Gaussian).", rich_help_panel=NOISE)] = None,
-    sensitivity: Annotated[Optional[float], typer.Option(help="Sensitivity in pixel units (default: 255 per pixel, or the image's L2/L1 range).", rich_help_panel=NOISE)] = None,
-    unit: Annotated[Unit, typer.Option(help="What the guarantee protects: one pixel or a whole image.", rich_help_panel=NOISE)] = Unit.pixel,
-    discrete: Annotated[bool, typer.Option("--discrete/--continuous", help="Exact integer noise (Canonne-Kamath-Steinke) instead of a float sampler.", rich_help_panel=NOISE)] = False,
-    range_handling: Annotated[RangeHandling, typer.Option(help="Noisy values outside 0..255: clip, or wrap mod 256 (the paper's mod-Q model).", rich_help_panel=NOISE)] = RangeHandling.clip,
-    codec: Annotated[str, typer.Option(help="jpeg | webp | avif | png | learned.", rich_help_panel=CODEC)] = "jpeg",
-    codec_checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for --codec learned.", rich_help_panel=CODEC)] = None,
-    match: Annotated[MatchMode, typer.Option(help="Search one quality for the dataset, or bisect per image.", rich_help_panel=CODEC)] = MatchMode.dataset,
-    target_distortion: Annotated[Optional[float], typer.Option(help="Override the matched target (MSE for Gaussian, MAE for Laplace; 0-255 scale).", rich_help_panel=CODEC)] = None,
-    match_sample: Annotated[int, typer.Option(help="Noisy images the dataset-wide quality search looks at.", rich_help_panel=CODEC)] = 256,
-    tolerance: Annotated[float, typer.Option(help="Relative tolerance for 'target reached'.", rich_help_panel=CODEC)] = 0.10,
-    seed: Annotated[Optional[int], typer.Option(help="Seeded noise (reproducible, not for deployment). Without it noise comes from the OS's secure generator.", rich_help_panel=RUN)] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Store folder to create.", rich_help_panel=RUN)
+    ],
+    dataset: Annotated[
+        str, typer.Option(help="mnist | fashion-mnist | celeba | folder.", rich_help_panel=DATA)
+    ] = "mnist",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dataset folder (mnist: embedded 5k digits when omitted).", rich_help_panel=DATA
+        ),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Which split to store: train | test.", rich_help_panel=DATA)
+    ] = "train",
+    attribute: Annotated[
+        str, typer.Option(help="CelebA attribute used as label.", rich_help_panel=DATA)
+    ] = "Male",
+    image_size: Annotated[
+        int,
+        typer.Option(help="CelebA side length after centre crop and resize.", rich_help_panel=DATA),
+    ] = 64,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Use only the first N images of the split.", rich_help_panel=DATA),
+    ] = None,
+    noise: Annotated[
+        NoiseKind, typer.Option(help="Noise mechanism.", rich_help_panel=NOISE)
+    ] = NoiseKind.gaussian,
+    sigma: Annotated[
+        float | None,
+        typer.Option(help="Gaussian standard deviation, 0-255 pixel scale.", rich_help_panel=NOISE),
+    ] = None,
+    b: Annotated[
+        float | None,
+        typer.Option("--b", help="Laplace scale, 0-255 pixel scale.", rich_help_panel=NOISE),
+    ] = None,
+    psnr: Annotated[
+        float | None,
+        typer.Option(
+            help="Nominal noise PSNR in dB: sigma = 255 * 10^(-PSNR/20).", rich_help_panel=NOISE
+        ),
+    ] = None,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(help="Privacy target epsilon (calibrates the noise).", rich_help_panel=NOISE),
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option(help="Privacy target delta (Gaussian).", rich_help_panel=NOISE)
+    ] = None,
+    sensitivity: Annotated[
+        float | None,
+        typer.Option(
+            help="Sensitivity in pixel units (default: 255 per pixel, or the image's L2/L1 range).",
+            rich_help_panel=NOISE,
+        ),
+    ] = None,
+    unit: Annotated[
+        Unit,
+        typer.Option(
+            help="What the guarantee protects: one pixel or a whole image.", rich_help_panel=NOISE
+        ),
+    ] = Unit.pixel,
+    discrete: Annotated[
+        bool,
+        typer.Option(
+            "--discrete/--continuous",
+            help="Exact integer noise (Canonne-Kamath-Steinke) instead of a float sampler.",
+            rich_help_panel=NOISE,
+        ),
+    ] = False,
+    range_handling: Annotated[
+        RangeHandling,
+        typer.Option(
+            help="Noisy values outside 0..255: clip, or wrap mod 256 (the paper's mod-Q model).",
+            rich_help_panel=NOISE,
+        ),
+    ] = RangeHandling.clip,
+    codec: Annotated[
+        str, typer.Option(help="jpeg | webp | avif | png | learned.", rich_help_panel=CODEC)
+    ] = "jpeg",
+    codec_checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint for --codec learned.", rich_help_panel=CODEC)
+    ] = None,
+    match: Annotated[
+        MatchMode,
+        typer.Option(
+            help="Search one quality for the dataset, or bisect per image.", rich_help_panel=CODEC
+        ),
+    ] = MatchMode.dataset,
+    target_distortion: Annotated[
+        float | None,
+        typer.Option(
+            help="Override the matched target (MSE for Gaussian, MAE for Laplace; 0-255 scale).",
+            rich_help_panel=CODEC,
+        ),
+    ] = None,
+    match_sample: Annotated[
+        int,
+        typer.Option(
+            help="Noisy images the dataset-wide quality search looks at.", rich_help_panel=CODEC
+        ),
+    ] = 256,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative tolerance for 'target reached'.", rich_help_panel=CODEC)
+    ] = 0.10,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seeded noise (reproducible, not for deployment). Without it noise comes from the OS's secure generator.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.", rich_help_panel=RUN)] = 1,
     chunk_size: Annotated[int, typer.Option(help="Images per shard.", rich_help_panel=RUN)] = 1024,
-    resume: Annotated[bool, typer.Option(help="Finish an interrupted run in --out.", rich_help_panel=RUN)] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace a store already in --out.", rich_help_panel=RUN)] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.", rich_help_panel=RUN)] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Finish an interrupted run in --out.", rich_help_panel=RUN)
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a store already in --out.", rich_help_panel=RUN)
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the manifest as JSON.", rich_help_panel=RUN)
+    ] = False,
 ) -> None:
     """Noise a dataset, compress it with a matched codec, and write a private, learning-ready store.
 
@@ -148,7 +243,12 @@ def compress(
 @app.command()
 def inspect(
     store: Annotated[Path, typer.Argument(help="A store folder.")],
-    grid: Annotated[Optional[Path], typer.Option(help="PNG grid of stored samples (default: STORE-samples.png beside the store).")] = None,
+    grid: Annotated[
+        Path | None,
+        typer.Option(
+            help="PNG grid of stored samples (default: STORE-samples.png beside the store)."
+        ),
+    ] = None,
     n: Annotated[int, typer.Option(help="How many samples in the grid.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
     verify: Annotated[bool, typer.Option(help="Check every file's checksum.")] = True,
@@ -171,7 +271,13 @@ def inspect(
 def export(
     store: Annotated[Path, typer.Argument(help="A store folder.")],
     dest: Annotated[Path, typer.Argument(help="Folder to write (one sub-folder per class).")],
-    format: Annotated[ExportFormat, typer.Option("--format", help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file).")] = ExportFormat.png,
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file).",
+        ),
+    ] = ExportFormat.png,
 ) -> None:
     """Write a store's images as standard image files that any decoder opens."""
     from lossylearn.export import export_store

@@ -43,7 +43,9 @@ def export_store(directory: str | Path, dest: str | Path, *, fmt: str = "png") -
         if fmt == "png":
             image, _ = store[i]
             buf = io.BytesIO()
-            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+                buf, format="PNG"
+            )
             target.write_bytes(buf.getvalue())
         else:
             target.write_bytes(store.container(i))

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from lossylearn.store.reader import Store
 
 
-def print_manifest(manifest: Manifest, console: Console, *, directory: Path | str | None = None) -> None:
+def print_manifest(
+    manifest: Manifest, console: Console, *, directory: Path | str | None = None
+) -> None:
     """Print the essentials of a manifest: data, noise, privacy, codec, sizes, distortions."""
     m, s, c, nz, p = manifest, manifest.stats, manifest.codec, manifest.noise, manifest.privacy
     h, w, ch = m.image_shape
@@ -24,7 +26,10 @@ def print_manifest(manifest: Manifest, console: Console, *, directory: Path | st
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("images", f"{m.n_images} x {h}x{w}x{ch}  ({m.dataset.get('name')}, {m.dataset.get('split')})")
+    t.add_row(
+        "images",
+        f"{m.n_images} x {h}x{w}x{ch}  ({m.dataset.get('name')}, {m.dataset.get('split')})",
+    )
     scale = f"sigma {nz['sigma']:.4g}" if "sigma" in nz else f"b {nz['b']:.4g}"
     t.add_row(
         "noise",
@@ -36,7 +41,9 @@ def print_manifest(manifest: Manifest, console: Console, *, directory: Path | st
         f"({p['epsilon']:.4g}, {p['delta']:.3g})-DP per {p['unit']}, {p['mechanism']}, "
         f"{p['norm']} sensitivity {p['sensitivity']:.4g}",
     )
-    quality = c["quality"] if c["quality"] is not None else f"per image ({len(c['qualities'])} values)"
+    quality = (
+        c["quality"] if c["quality"] is not None else f"per image ({len(c['qualities'])} values)"
+    )
     reached = "[green]reached[/]" if c["target_reached"] else "[yellow]not reached[/]"
     t.add_row(
         "codec",

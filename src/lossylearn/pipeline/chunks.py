@@ -25,7 +25,9 @@ class ChunkTask:
 
     chunk: int
     indices: np.ndarray  # positions of these images in the source split
-    images: np.ndarray  # clean uint8 (n, H, W, C): used for noise and for clean-side statistics only
+    images: (
+        np.ndarray
+    )  # clean uint8 (n, H, W, C): used for noise and for clean-side statistics only
     labels: np.ndarray
     spec: NoiseSpec
     codec_name: str

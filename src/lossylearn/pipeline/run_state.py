@@ -98,7 +98,9 @@ def prepare_output(
         try:
             saved = json.loads((directory / RUN_STATE).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{directory}: run state is unreadable ({exc}); remove the folder and start again") from None
+            raise StoreError(
+                f"{directory}: run state is unreadable ({exc}); remove the folder and start again"
+            ) from None
         if not resume:
             raise StoreError(
                 f"{directory}: holds an unfinished run; add --resume to finish it, or choose another --out"

@@ -26,10 +26,16 @@ from lossylearn.codecs import MatchResult, get_codec, match_quality
 from lossylearn.data import ImageDataset, load_dataset
 from lossylearn.errors import LossylearnError
 from lossylearn.pipeline.chunks import ChunkResult, ChunkTask, finish_chunk, noise_chunk, run_chunk
-from lossylearn.pipeline.run_state import RunState, prepare_output
+from lossylearn.pipeline.run_state import prepare_output
 from lossylearn.pipeline.summary import build_manifest
 from lossylearn.privacy import resolve_noise
-from lossylearn.store.layout import MANIFEST, RUN_STATE, atomic_write_bytes, atomic_write_json, header_name
+from lossylearn.store.layout import (
+    MANIFEST,
+    RUN_STATE,
+    atomic_write_bytes,
+    atomic_write_json,
+    header_name,
+)
 from lossylearn.store.manifest import Manifest, read_manifest
 
 ORDER_SEED = 20220626
@@ -53,9 +59,17 @@ def _validate_images(images: np.ndarray, labels: np.ndarray) -> None:
 
 
 def _select_split(
-    dataset: str | ImageDataset, data_dir: str | Path | None, split: str, limit: int | None, **opts: Any
+    dataset: str | ImageDataset,
+    data_dir: str | Path | None,
+    split: str,
+    limit: int | None,
+    **opts: Any,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    ds = dataset if isinstance(dataset, ImageDataset) else load_dataset(dataset, data_dir, limit=limit, **opts)
+    ds = (
+        dataset
+        if isinstance(dataset, ImageDataset)
+        else load_dataset(dataset, data_dir, limit=limit, **opts)
+    )
     if split not in ("train", "test"):
         raise LossylearnError(f"unknown split {split!r}; choose train or test")
     images, labels = ds.split(split)
@@ -258,7 +272,9 @@ def compress(
 
     results = [ChunkResult(**done[k]) for k in range(n_chunks)]
     used = sorted({int(q) for r in results for q in r.qualities})
-    headers: dict[str, bytes] = {header_name(coder.name, q): coder.shared_header(q, shape) for q in used}  # type: ignore[arg-type]
+    headers: dict[str, bytes] = {
+        header_name(coder.name, q): coder.shared_header(q, shape) for q in used
+    }  # type: ignore[arg-type]
     for rel, data in headers.items():
         if data:
             atomic_write_bytes(out / rel, data)
@@ -286,4 +302,3 @@ def _match_record(result: MatchResult, sample_size: int) -> dict[str, Any]:
         "searched": [[int(q), float(d)] for q, d in result.searched],
         "message": result.message,
     }
-

@@ -7,8 +7,8 @@ from collections import Counter
 from typing import Any
 
 from lossylearn.codecs import Codec
-from lossylearn.privacy import NoiseSpec, PrivacyGuarantee
 from lossylearn.pipeline.chunks import ChunkResult
+from lossylearn.privacy import NoiseSpec, PrivacyGuarantee
 from lossylearn.store.layout import sha256_bytes
 from lossylearn.store.manifest import DistortionStats, Manifest, StoreStats
 
@@ -18,7 +18,9 @@ def psnr_db(mse: float, peak: float = 255.0) -> float:
     return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
 
 
-def _verdict(distortion: float, target: float, metric: str, tolerance: float, codec: str) -> tuple[bool, str]:
+def _verdict(
+    distortion: float, target: float, metric: str, tolerance: float, codec: str
+) -> tuple[bool, str]:
     gap = (distortion - target) / target if target > 0 else (0.0 if distortion == 0 else math.inf)
     reached = abs(gap) <= tolerance
     name = metric.upper()

@@ -33,7 +33,9 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
                 f"{directory}: {rel} has {path.stat().st_size} bytes, the manifest says {meta['bytes']}"
             )
         if sha256_file(path) != meta["sha256"]:
-            raise StoreError(f"{directory}: {rel} does not match its checksum (corrupt or modified)")
+            raise StoreError(
+                f"{directory}: {rel} does not match its checksum (corrupt or modified)"
+            )
 
 
 class Store:
@@ -49,7 +51,9 @@ class Store:
         self.manifest: Manifest = read_manifest(self.directory)
         if verify:
             verify_files(self.directory, self.manifest)
-        self.codec: Codec = get_codec(self.manifest.codec["name"], **self.manifest.codec.get("options", {}))
+        self.codec: Codec = get_codec(
+            self.manifest.codec["name"], **self.manifest.codec.get("options", {})
+        )
         data: list[bytes] = []
         labels, qualities, indices = [], [], []
         for shard in self.manifest.shards:
@@ -64,7 +68,9 @@ class Store:
             )
         self._data = data
         self.labels: np.ndarray = np.concatenate(labels) if labels else np.zeros(0, np.int64)
-        self.qualities: np.ndarray = np.concatenate(qualities) if qualities else np.zeros(0, np.int16)
+        self.qualities: np.ndarray = (
+            np.concatenate(qualities) if qualities else np.zeros(0, np.int16)
+        )
         self.indices: np.ndarray = np.concatenate(indices) if indices else np.zeros(0, np.int64)
         self._headers: dict[int, bytes] = {}
         for q in np.unique(self.qualities):

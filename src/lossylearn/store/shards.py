@@ -79,7 +79,9 @@ def read_shard(path: Path) -> ShardRows:
     except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"{path}: cannot read shard ({exc})") from None
     if not table.schema.equals(SHARD_SCHEMA, check_metadata=False):
-        raise StoreError(f"{path}: shard has columns {table.schema.names}, expected {SHARD_SCHEMA.names}")
+        raise StoreError(
+            f"{path}: shard has columns {table.schema.names}, expected {SHARD_SCHEMA.names}"
+        )
     return ShardRows(
         index=table.column("index").to_numpy(),
         label=table.column("label").to_numpy(),

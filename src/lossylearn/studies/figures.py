@@ -1,4 +1,4 @@
-"""Figures of the LCoN study in the paper's style: Fig. 2 (a)-(d), a PGD panel, Fig. 3, sample grids."""
+"""Figures of the LCoN study in the paper's style: Fig. 2 (a)-(e), Fig. 3, and sample grids."""
 
 from __future__ import annotations
 
@@ -43,53 +43,67 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _errorbar(ax: Any, pts: Sequence[SummaryRow], x: str, **style: Any) -> None:
+    ax.errorbar([getattr(s, x) for s in pts], [100 * s.mean for s in pts], yerr=[100 * s.std for s in pts],
+                capsize=3, **style)  # fmt: skip
+
+
+def _finish(ax: Any, xlabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def plot_fig2(summary: Sequence[SummaryRow], out_dir: Path, *, adv_psnr: float | None) -> dict[str, Path]:
     """Fig. 2 (a)-(c): accuracy vs PSNR per training scheme; (d): accuracy vs FGSM epsilon at
-    ``adv_psnr`` (filled markers FGSM, empty markers LCoN-processed FGSM); plus the same for PGD."""
+    ``adv_psnr`` (filled markers FGSM, empty markers LCoN-processed FGSM); (e): PGD vs PSNR."""
     plt = _plt()
     paths: dict[str, Path] = {}
     for test, letter, title in _PANELS:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         for scheme, (colour, name, marker) in SCHEME_STYLE.items():
             pts = sorted(_series(summary, sweep="noise", train=scheme, test=test), key=lambda s: s.psnr)
+            if pts:
+                _errorbar(ax, pts, "psnr", color=colour, marker=marker, label=name)
+        _finish(ax, "PSNR of noisy images (dB)", f"({letter}) {title}")
+        paths[f"fig2{letter}_{test}"] = _save(fig, out_dir / f"fig2{letter}_{test}.png")
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    drawn = False
+    for scheme, (colour, name, marker) in SCHEME_STYLE.items():
+        for test, filled in (("fgsm", True), ("lcon-fgsm", False)):
+            pts = sorted(_series(summary, sweep="noise", train=scheme, test=test, psnr=adv_psnr), key=lambda s: s.epsilon)
             if not pts:
                 continue
-            ax.errorbar([s.psnr for s in pts], [100 * s.mean for s in pts], yerr=[100 * s.std for s in pts],
-                        color=colour, marker=marker, label=name, capsize=3)  # fmt: skip
-        ax.set_xlabel("PSNR of noisy images (dB)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"({letter}) {title}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        paths[f"fig2{letter}_{test}"] = _save(fig, out_dir / f"fig2{letter}_{test}.png")
-    for attack, letter in (("fgsm", "d"), ("pgd", "e")):
+            drawn = True
+            _errorbar(ax, pts, "epsilon", color=colour, marker=marker, mfc=colour if filled else "white",
+                      linestyle="-" if filled else "--", label=name + ("" if filled else " on LCoN-adv"))  # fmt: skip
+    if drawn:
+        _finish(ax, "FGSM epsilon (pixels in [0, 1])", f"(d) Tested on adversarial (FGSM) examples, PSNR {adv_psnr:g} dB")
+        paths["fig2d_fgsm"] = _save(fig, out_dir / "fig2d_fgsm.png")
+    else:
+        plt.close(fig)
+
+    # PGD, the stronger extra attack: accuracy vs PSNR, one line per scheme and epsilon.
+    pgd_eps = sorted({s.epsilon for s in summary if s.sweep == "noise" and s.test == "pgd"})
+    if pgd_eps:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
-        drawn = False
+        styles = ["-", "--", ":", "-."]
         for scheme, (colour, name, marker) in SCHEME_STYLE.items():
-            for test, filled in ((attack, True), (f"lcon-{attack}", False)):
-                pts = sorted(_series(summary, sweep="noise", train=scheme, test=test, psnr=adv_psnr), key=lambda s: s.epsilon)
-                if not pts:
-                    continue
-                drawn = True
-                label = name + ("" if filled else " on LCoN-adv")
-                ax.errorbar([s.epsilon for s in pts], [100 * s.mean for s in pts], yerr=[100 * s.std for s in pts],
-                            color=colour, marker=marker, mfc=colour if filled else "white",
-                            linestyle="-" if filled else "--", label=label, capsize=3)  # fmt: skip
-        if not drawn:
-            plt.close(fig)
-            continue
-        ax.set_xlabel(f"{attack.upper()} epsilon (pixels in [0, 1])")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"({letter}) Tested on {attack.upper()} examples, PSNR {adv_psnr:g} dB", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        paths[f"fig2{letter}_{attack}"] = _save(fig, out_dir / f"fig2{letter}_{attack}.png")
+            for k, eps in enumerate(pgd_eps):
+                pts = sorted(_series(summary, sweep="noise", train=scheme, test="pgd", epsilon=eps), key=lambda s: s.psnr)
+                _errorbar(ax, pts, "psnr", color=colour, marker=marker, linestyle=styles[k % 4],
+                          label=f"{name}, eps {eps:.3g}")  # fmt: skip
+        _finish(ax, "PSNR of noisy images (dB)", "(e) Tested on PGD examples (extra, stronger attack)")
+        paths["fig2e_pgd"] = _save(fig, out_dir / "fig2e_pgd.png")
     return paths
 
 
 def plot_fig3(summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, metric: str = "mse") -> Path | None:
     """Fig. 3: LCoN-train accuracy vs the codec distortion reached, one line per test set, with a
-    vertical line at the matched distortion."""
+    vertical line at the matched distortion; points are labelled with their target distortion."""
     plt = _plt()
     rows = _series(summary, sweep="distortion", train="lcon")
     if not rows:
@@ -97,21 +111,22 @@ def plot_fig3(summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, m
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     tests = [("clean", "noise-free", "tab:blue"), ("noisy", "noisy", "tab:red"), ("lcon", "LCoN", "tab:orange")]
     eps = sorted({s.epsilon for s in rows if s.test == "fgsm"})
-    if eps:
-        mid = eps[len(eps) // 2]
+    mid = eps[len(eps) // 2] if eps else None
+    if mid is not None:
         tests.append(("fgsm", f"FGSM eps {mid:g}", "tab:purple"))
     for test, name, colour in tests:
         pts = [s for s in rows if s.test == test and (test != "fgsm" or s.epsilon == mid)]
         pts.sort(key=lambda s: s.target_distortion)
-        ax.errorbar([s.achieved_distortion for s in pts], [100 * s.mean for s in pts], yerr=[100 * s.std for s in pts],
-                    marker="o", color=colour, label=f"tested on {name}", capsize=3)  # fmt: skip
+        _errorbar(ax, pts, "achieved_distortion", marker="o", color=colour, label=f"tested on {name}")
+    labels: dict[tuple[float, float], list[str]] = {}
+    for s in rows:
+        if s.test == "clean":
+            labels.setdefault((s.achieved_distortion, 100 * s.mean), []).append(f"{s.target_distortion:g}")
+    for (x, y), names in labels.items():
+        ax.annotate(", ".join(names), (x, y), fontsize=6, textcoords="offset points", xytext=(2, 4), color="tab:blue")
     ax.axvline(matched, color="black", linewidth=1.2, label=f"matched ({metric} = {matched:g})")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"codec distortion to the noisy images ({metric}, reached)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("LCoN-train, fixed noise, varying distortion", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    _finish(ax, f"codec distortion to the noisy images ({metric}, reached)",
+            "LCoN-train, fixed noise, varying distortion (labels: target)")  # fmt: skip
     return _save(fig, out_dir / "fig3_distortion.png")
 
 
@@ -145,7 +160,11 @@ def write_figures(
     config: Any,
     matched: float | None,
 ) -> dict[str, Path]:
-    """Write every figure of the study into ``out_dir``; returns name -> path."""
+    """Write every figure of the study into ``out_dir``; returns name -> path.
+
+    Panel (d) uses ``config.adv_psnr`` when it is on the grid, else the grid PSNR nearest to the
+    Fig. 3 noise level.
+    """
     psnrs = sorted({s.psnr for s in summary if s.sweep == "noise"})
     adv_psnr = config.adv_psnr
     if adv_psnr is None or adv_psnr not in psnrs:

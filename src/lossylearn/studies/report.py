@@ -111,7 +111,7 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
                  "PSNR is that of the noisy images as set by the noise variance, before compression. "
                  "Panel (d): filled markers are FGSM images computed against the model under test from clean test "
                  "images; empty markers are the same images after LCoN processing (the paper's LCoN-adv). "
-                 "Panel (e) is the same for PGD. Fig. 3's x axis is the distortion the codec really reached.</p>")
+                 "Panel (e): accuracy under PGD (L-inf, from a seeded random start), the stronger extra attack, against the model under test. Fig. 3's x axis is the distortion the codec really reached.</p>")
 
     parts.append("<h2>Storage: bits per pixel and calibration</h2>")
     srows = []

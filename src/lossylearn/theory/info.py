@@ -83,7 +83,7 @@ def mutual_information(joint: ArrayLike, *, base: float = 2.0) -> float:
     pa = pj.sum(axis=1, keepdims=True)
     pb = pj.sum(axis=0, keepdims=True)
     mask = pj > 0
-    ratio = pj[mask] / (pa * pb)[mask]
+    ratio = pj[mask] / np.broadcast_to(pa, pj.shape)[mask] / np.broadcast_to(pb, pj.shape)[mask]
     return float(max((pj[mask] * np.log(ratio)).sum(), 0.0) / math.log(base))
 
 

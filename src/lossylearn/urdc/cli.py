@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.study import PROFILES, get_profile, run_study
+from lossylearn.urdc.study import PROFILES, get_profile, override_profile, run_study
 
 __all__ = ["app", "main"]
 
@@ -23,39 +22,75 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def main(
-    profile: str = typer.Option("quick", "--profile", help=f"Grid and budget: {', '.join(PROFILES)}."),
-    out: Path = typer.Option(..., "--out", help="Output folder (results.json, figures, report.html, models/); reruns resume."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="MNIST IDX folder; default: the embedded 5k digits."),
+    profile: str = typer.Option(
+        "quick", "--profile", help=f"Grid and budget: {', '.join(PROFILES)}."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output folder (results.json, figures, report.html, models/); reruns resume.",
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="MNIST IDX folder; default: the embedded 5k digits."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of every model, and of the shared dither."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the profile's training epochs."),
-    limit: int | None = typer.Option(None, "--limit", min=20, help="Use only the first N images of each split."),
-    w1_steps: int | None = typer.Option(None, "--w1-steps", min=1, help="Override the W1 evaluation critic's steps."),
-    decoder: str | None = typer.Option(None, "--decoder", help="Override the decoder kind: conv (anchor) or mlp."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Override the profile's training epochs."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=20, help="Use only the first N images of each split."
+    ),
+    w1_steps: int | None = typer.Option(
+        None, "--w1-steps", min=1, help="Override the W1 evaluation critic's steps."
+    ),
+    decoder: str | None = typer.Option(
+        None, "--decoder", help="Override the decoder kind: conv (anchor) or mlp."
+    ),
+    rates: str | None = typer.Option(
+        None, "--rates", help="Override the rates, e.g. 3x3,3x4,4x4 (d x L)."
+    ),
+    rdc_lambdas: str | None = typer.Option(
+        None, "--rdc-lambdas", help="Override the lambda_c grid, e.g. 0,0.0066,0.015."
+    ),
+    rdp_lambdas: str | None = typer.Option(
+        None, "--rdp-lambdas", help="Override the lambda_p grid ('' for none)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show Rich progress bars."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show Rich progress bars."
+    ),
 ) -> None:
     """Train the classifier, end-to-end and universal models of a profile; write results and report."""
     console = Console(stderr=True)
     try:
-        prof = get_profile(profile)
-        overrides: dict[str, object] = {}
-        if epochs is not None:
-            overrides["epochs"] = epochs
-            overrides["classifier_epochs"] = min(prof.classifier_epochs, epochs)
-        if limit is not None:
-            overrides["limit"] = limit
-        if w1_steps is not None:
-            overrides["w1_steps"] = w1_steps
-        if decoder is not None:
-            overrides["decoder"] = decoder
-        prof = dataclasses.replace(prof, **overrides)  # type: ignore[arg-type]
-        result = run_study(prof, out=out, data_dir=data_dir, seed=seed, device=device, threads=threads,
-                           progress=progress, log=lambda s: console.print(s, highlight=False))
+        prof = override_profile(
+            get_profile(profile),
+            epochs=epochs,
+            limit=limit,
+            w1_steps=w1_steps,
+            decoder=decoder,
+            rates=rates,
+            rdc_lambdas=rdc_lambdas,
+            rdp_lambdas=rdp_lambdas,
+        )
+        result = run_study(
+            prof,
+            out=out,
+            data_dir=data_dir,
+            seed=seed,
+            device=device,
+            threads=threads,
+            progress=progress,
+            log=lambda s: console.print(s, highlight=False),
+        )
     except LossylearnError as exc:
         console.print(f"error: {exc}", highlight=False)
         raise typer.Exit(code=2) from None
     for p in result.penalties:
         gap = "n/a" if p.max_gap is None else f"{p.max_gap:.1%}"
-        console.print(f"penalty [{p.objective}] {p.encoder}: endpoint {p.endpoint:.1%}, max gap {gap}", highlight=False)
+        console.print(
+            f"penalty ({p.objective}) {p.encoder}: endpoint {p.endpoint:.1%}, max gap {gap}",
+            highlight=False,
+        )
     typer.echo(f"wrote {out / 'results.json'} ({len(result.rows)} rows) and {out / 'report.html'}")

@@ -70,7 +70,9 @@ def transmit(
     with torch.no_grad():
         for i in range(0, n, batch_size):
             x = images[i : i + batch_size]
-            u = quantizer.dither_for(seed, np.arange(first_index + i, first_index + i + x.shape[0]), x.device)
+            u = quantizer.dither_for(
+                seed, np.arange(first_index + i, first_index + i + x.shape[0]), x.device
+            )
             parts.append(quantizer.indices(encoder(x), u).cpu())
     indices = torch.cat(parts) if parts else torch.zeros(0, quantizer.latent_dim, dtype=torch.int64)
     header = BitstreamHeader(quantizer.latent_dim, quantizer.levels, n, seed, first_index)
@@ -88,7 +90,11 @@ def receive(
     with torch.no_grad():
         for i in range(0, header.count, batch_size):
             k = torch.from_numpy(indices[i : i + batch_size]).to(device)
-            u = q.dither_for(header.seed, np.arange(header.first_index + i, header.first_index + i + k.shape[0]), device)
+            u = q.dither_for(
+                header.seed,
+                np.arange(header.first_index + i, header.first_index + i + k.shape[0]),
+                device,
+            )
             out.append(decoder(q.dequantize(k, u)))
     images = torch.cat(out) if out else torch.zeros(0, 1, 28, 28, device=device)
     return images, q.symbols(indices)
@@ -147,8 +153,11 @@ def estimate_w1(
         critic_step(critic, opt, real_fit[ir], fake_fit[jf], gp_weight=gp_weight, generator=gen)
     critic.eval()
     with torch.no_grad():
+
         def mean_score(x: torch.Tensor) -> float:
-            return float(torch.cat([critic(x[i : i + 1000]) for i in range(0, x.shape[0], 1000)]).mean())
+            return float(
+                torch.cat([critic(x[i : i + 1000]) for i in range(0, x.shape[0], 1000)]).mean()
+            )
 
         return mean_score(real_eval) - mean_score(fake_eval)
 

@@ -112,14 +112,20 @@ class DitheredQuantizer:
         """Nominal rate d log2 L in bits per image."""
         return self.latent_dim * math.log2(self.levels)
 
-    def random_dither(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+    def random_dither(
+        self, n: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """Fresh dither for training, uniform on [-step/2, step/2)."""
         u = torch.rand(n, self.latent_dim, generator=generator) - 0.5
         return (u * self.step).to(device)
 
-    def dither_for(self, seed: int, image_indices: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    def dither_for(
+        self, seed: int, image_indices: np.ndarray, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """The shared dither of the contract, as a tensor."""
-        return torch.from_numpy(shared_dither(seed, image_indices, self.latent_dim, self.levels)).to(device)
+        return torch.from_numpy(
+            shared_dither(seed, image_indices, self.latent_dim, self.levels)
+        ).to(device)
 
     def indices(self, latents: torch.Tensor, dither: torch.Tensor) -> torch.Tensor:
         """Level indices (B, d) int64 of ``latents + dither``."""
@@ -137,7 +143,9 @@ class DitheredQuantizer:
 
     def symbols(self, indices: torch.Tensor | np.ndarray) -> np.ndarray:
         """Per-image symbols ``sum_j k_j L**(d-1-j)`` as int64 (latent 0 most significant)."""
-        k = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64)
+        k = np.asarray(
+            indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64
+        )
         if k.ndim != 2 or k.shape[1] != self.latent_dim:
             raise CodecError(f"indices must have shape (N, {self.latent_dim}), got {k.shape}")
         if k.size and (k.min() < 0 or k.max() >= self.levels):
@@ -245,7 +253,9 @@ class BitstreamSize:
         return 8.0 * (self.header_bytes + self.payload_bytes) / self.count if self.count else 0.0
 
 
-def encode_bitstream(indices: torch.Tensor | np.ndarray, header: BitstreamHeader) -> tuple[bytes, BitstreamSize]:
+def encode_bitstream(
+    indices: torch.Tensor | np.ndarray, header: BitstreamHeader
+) -> tuple[bytes, BitstreamSize]:
     """Header + packed payload for level indices (N, d); returns the bytes and their measured size."""
     q = DitheredQuantizer(header.latent_dim, header.levels)
     symbols = q.symbols(indices)
@@ -255,7 +265,13 @@ def encode_bitstream(indices: torch.Tensor | np.ndarray, header: BitstreamHeader
         raise CodecError("first_index and count must fit in 32 bits")
     payload = pack_symbols(symbols, q.alphabet_size)
     head = _HEADER.pack(
-        _MAGIC, _VERSION, header.latent_dim, header.levels, header.count, header.seed, header.first_index
+        _MAGIC,
+        _VERSION,
+        header.latent_dim,
+        header.levels,
+        header.count,
+        header.seed,
+        header.first_index,
     )
     size = BitstreamSize(
         count=header.count,
@@ -270,7 +286,9 @@ def encode_bitstream(indices: torch.Tensor | np.ndarray, header: BitstreamHeader
 def decode_bitstream(data: bytes) -> tuple[np.ndarray, BitstreamHeader]:
     """Parse a bitstream: level indices (N, d) int64 and the header."""
     if len(data) < HEADER_BYTES:
-        raise CodecError(f"bitstream of {len(data)} bytes is shorter than its {HEADER_BYTES}-byte header")
+        raise CodecError(
+            f"bitstream of {len(data)} bytes is shorter than its {HEADER_BYTES}-byte header"
+        )
     magic, version, d, levels, count, seed, first = _HEADER.unpack_from(data)
     if magic != _MAGIC:
         raise CodecError("not a urdc bitstream (bad magic)")

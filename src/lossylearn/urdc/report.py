@@ -29,7 +29,12 @@ ANCHOR_RDC: tuple[tuple[str, str, float, str], ...] = (
     ("end-to-end", "lambda_c = 0", 0.0456, "CE 1.468 (acc ~61%)"),
     ("end-to-end", "lambda_c = 0.0066", 0.0475, "CE 0.279 (acc ~93%)"),
     ("end-to-end", "lambda_c = 0.015", 0.0506, "CE 0.176 (acc ~97%)"),
-    ("universal (encoder lambda_c = 0.015)", "lambda_c = 0 ... 0.015", 0.0500, "MSE 0.0500-0.0504, CE 0.167-0.217"),
+    (
+        "universal (encoder lambda_c = 0.015)",
+        "lambda_c = 0 ... 0.015",
+        0.0500,
+        "MSE 0.0500-0.0504, CE 0.167-0.217",
+    ),
 )
 ANCHOR_RDP: tuple[tuple[str, str, float, str], ...] = (
     ("end-to-end, 4.755 bits", "lambda_p = 0", 0.0459, "W1 5.88"),
@@ -51,14 +56,24 @@ def _png(fig: object) -> bytes:
     return buf.getvalue()
 
 
-def _curve(ax: object, rows: list[ResultRow], x: str, label: str, color: str, outline: bool) -> None:
+def _curve(
+    ax: object, rows: list[ResultRow], x: str, label: str, color: str, outline: bool
+) -> None:
     pts = sorted(rows, key=lambda r: getattr(r, x))
     xs = [getattr(r, x) for r in pts]
     ys = [r.mse for r in pts]
     if outline:
         ax.plot(xs, ys, "-", color=color, alpha=0.6)  # type: ignore[attr-defined]
-    ax.scatter(xs, ys, s=55, color=color, edgecolors="black" if outline else "none",  # type: ignore[attr-defined]
-               linewidths=1.5 if outline else 0, label=label, zorder=3)
+    ax.scatter(
+        xs,
+        ys,
+        s=55,
+        color=color,
+        edgecolors="black" if outline else "none",  # type: ignore[attr-defined]
+        linewidths=1.5 if outline else 0,
+        label=label,
+        zorder=3,
+    )
 
 
 def plot_figures(result: StudyResult) -> dict[str, bytes]:
@@ -84,15 +99,31 @@ def plot_figures(result: StudyResult) -> dict[str, bytes]:
         for k, rate in enumerate(rates):
             e2e = [r for r in sel if r.mode == "end-to-end" and abs(r.rate_bits - rate) < 1e-9]
             if e2e and (objective == "perception" or abs(rate - ur) < 1e-9):
-                _curve(ax, e2e, x, f"end-to-end, R = {rate:.3f}", _COLORS[k % len(_COLORS)] if objective == "perception" else "black", True)
+                _curve(
+                    ax,
+                    e2e,
+                    x,
+                    f"end-to-end, R = {rate:.3f}",
+                    _COLORS[k % len(_COLORS)],
+                    True,
+                )
         uni = [r for r in sel if r.mode == "universal"]
         for k, enc in enumerate(sorted({r.encoder for r in uni})):
-            _curve(ax, [r for r in uni if r.encoder == enc], x, f"universal, encoder {enc}",
-                   _COLORS[(k + 2) % len(_COLORS)], False)
+            _curve(
+                ax,
+                [r for r in uni if r.encoder == enc],
+                x,
+                f"universal, encoder {enc}",
+                _COLORS[(k + 3) % len(_COLORS)],
+                False,
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("MSE per pixel")
-        ax.set_title(f"distortion-{objective} at R = {ur:.3f} bits" if objective == "classification"
-                     else "distortion-perception")
+        ax.set_title(
+            f"distortion-{objective} at R = {ur:.3f} bits"
+            if objective == "classification"
+            else "distortion-perception"
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         out[name] = _png(fig)
@@ -101,8 +132,14 @@ def plot_figures(result: StudyResult) -> dict[str, bytes]:
     if rdc:
         fig, ax = plt.subplots(figsize=(6, 4.2))
         for k, rate in enumerate(sorted({r.rate_bits for r in rdc})):
-            _curve(ax, [r for r in rdc if abs(r.rate_bits - rate) < 1e-9], "ce", f"R = {rate:.3f} bits",
-                   _COLORS[k % len(_COLORS)], True)
+            _curve(
+                ax,
+                [r for r in rdc if abs(r.rate_bits - rate) < 1e-9],
+                "ce",
+                f"R = {rate:.3f} bits",
+                _COLORS[k % len(_COLORS)],
+                True,
+            )
         ax.set_xlabel("classifier cross-entropy (nats)")
         ax.set_ylabel("MSE per pixel")
         ax.set_title("distortion-classification at several rates (end to end)")
@@ -118,7 +155,9 @@ def _strip_png(images: np.ndarray) -> bytes:
     from PIL import Image
 
     strip = np.concatenate(list(images), axis=1) if len(images) else np.zeros((28, 28), np.uint8)
-    img = Image.fromarray(strip.astype(np.uint8), mode="L").resize((strip.shape[1] * 2, 56), Image.NEAREST)
+    img = Image.fromarray(strip.astype(np.uint8), mode="L").resize(
+        (strip.shape[1] * 2, 56), Image.NEAREST
+    )
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -160,36 +199,94 @@ def write_report(result: StudyResult, out: Path) -> Path:
         f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {html.escape(str(result.meta.get('device')))}.</p>",
         "<h2>Results (test split)</h2>",
         _table(
-            ["mode", "objective", "rate", "lambda_c", "lambda_p", "MSE", "CE", "acc", "W1", "H(idx)", "encoder", "model"],
-            [[r.mode, r.objective, r.rate_bits, r.lambda_c, r.lambda_p, r.mse, r.ce, r.accuracy, r.w1,
-              r.entropy_bits, r.encoder, r.model] for r in result.rows],
+            [
+                "mode",
+                "objective",
+                "rate",
+                "lambda_c",
+                "lambda_p",
+                "MSE",
+                "CE",
+                "acc",
+                "W1",
+                "H(idx)",
+                "encoder",
+                "model",
+            ],
+            [
+                [
+                    r.mode,
+                    r.objective,
+                    r.rate_bits,
+                    r.lambda_c,
+                    r.lambda_p,
+                    r.mse,
+                    r.ce,
+                    r.accuracy,
+                    r.w1,
+                    r.entropy_bits,
+                    r.encoder,
+                    r.model,
+                ]
+                for r in result.rows
+            ],
         ),
         "<h2>Universal distortion penalty</h2>",
         "<p><i>endpoint</i>: lowest MSE of any universal decoder on the encoder vs the end-to-end MSE-only "
         f"model (the anchor's figure: {ANCHOR_PENALTY:.1%}). <i>max gap</i>: largest relative MSE gap at equal "
         "CE (or W1) where both curves overlap.</p>",
         _table(
-            ["objective", "encoder", "e2e MSE-only", "universal best MSE", "endpoint penalty", "max gap", "at CE/W1"],
-            [[p.objective, p.encoder, p.e2e_mse_only, p.universal_best_mse, f"{p.endpoint:.1%}",
-              "-" if p.max_gap is None else f"{p.max_gap:.1%}", p.max_gap_at] for p in result.penalties],
+            [
+                "objective",
+                "encoder",
+                "e2e MSE-only",
+                "universal best MSE",
+                "endpoint penalty",
+                "max gap",
+                "at CE/W1",
+            ],
+            [
+                [
+                    p.objective,
+                    p.encoder,
+                    p.e2e_mse_only,
+                    p.universal_best_mse,
+                    f"{p.endpoint:.1%}",
+                    "-" if p.max_gap is None else f"{p.max_gap:.1%}",
+                    p.max_gap_at,
+                ]
+                for p in result.penalties
+            ],
         ),
     ]
     if result.shared_heads:
-        parts += ["<h3>Heads of the shared (multi-objective) encoder</h3>",
-                  _table(["encoder", "lambda_c", "lambda_p", "MSE", "CE", "acc"],
-                         [[h["encoder"], h["lambda_c"], h["lambda_p"], h["mse"], h["ce"], h["accuracy"]]
-                          for h in result.shared_heads])]
+        parts += [
+            "<h3>Heads of the shared (multi-objective) encoder</h3>",
+            _table(
+                ["encoder", "lambda_c", "lambda_p", "MSE", "CE", "acc"],
+                [
+                    [h["encoder"], h["lambda_c"], h["lambda_p"], h["mse"], h["ce"], h["accuracy"]]
+                    for h in result.shared_heads
+                ],
+            ),
+        ]
     parts += [
         "<h2>Anchor (published, 60k training digits, 4.755 bits)</h2>",
         _table(["model", "lambda", "MSE", "other"], [list(r) for r in ANCHOR_RDC + ANCHOR_RDP]),
         "<h2>Figures</h2>",
     ]
-    parts += [f"<p><b>{html.escape(n)}</b><br><img src='{_b64(png)}'></p>" for n, png in figures.items()]
+    parts += [
+        f"<p><b>{html.escape(n)}</b><br><img src='{_b64(png)}'></p>" for n, png in figures.items()
+    ]
     parts.append("<h2>Sample test reconstructions (one digit of each class)</h2><table>")
     if result.originals is not None:
-        parts.append(f"<tr><td>original</td><td><img src='{_b64(_strip_png(result.originals))}'></td></tr>")
+        parts.append(
+            f"<tr><td>original</td><td><img src='{_b64(_strip_png(result.originals))}'></td></tr>"
+        )
     for model_id, samples in result.samples.items():
-        parts.append(f"<tr><td>{html.escape(model_id)}</td><td><img src='{_b64(_strip_png(samples))}'></td></tr>")
+        parts.append(
+            f"<tr><td>{html.escape(model_id)}</td><td><img src='{_b64(_strip_png(samples))}'></td></tr>"
+        )
     parts.append("</table></body></html>")
     page = out / "report.html"
     page.write_text("\n".join(parts), encoding="utf-8")

@@ -52,7 +52,11 @@ class Objective:
     lambda_p: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.lambda_c >= 0 and self.lambda_p >= 0 and math.isfinite(self.lambda_c + self.lambda_p)):
+        if not (
+            self.lambda_c >= 0
+            and self.lambda_p >= 0
+            and math.isfinite(self.lambda_c + self.lambda_p)
+        ):
             raise LossylearnError(
                 f"lambda_c and lambda_p must be finite and >= 0, got {self.lambda_c}, {self.lambda_p}"
             )
@@ -78,7 +82,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
-            raise LossylearnError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+            raise LossylearnError(
+                f"need epochs >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}"
+            )
         if not (self.lr > 0 and self.critic_lr > 0 and self.gp_weight >= 0):
             raise LossylearnError("learning rates must be > 0 and the gradient-penalty weight >= 0")
 
@@ -133,7 +139,9 @@ def resolve_device(name: str) -> torch.device:
 def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (N, 28, 28, 1) -> float32 (N, 1, 28, 28) in [0, 1]."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (28, 28, 1):
-        raise LossylearnError(f"expected uint8 images of shape (N, 28, 28, 1), got {images.dtype} {images.shape}")
+        raise LossylearnError(
+            f"expected uint8 images of shape (N, 28, 28, 1), got {images.dtype} {images.shape}"
+        )
     t = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     return t.to(device=device, dtype=torch.float32).div_(255.0)
 
@@ -175,7 +183,9 @@ def train_classifier(
     return model
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def gradient_penalty(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     """WGAN-GP term E[(||grad critic(x_t)|| - 1)^2] on random interpolates x_t."""
     alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
@@ -228,7 +238,9 @@ def train_codec(
     if not heads:
         raise LossylearnError("train_codec needs at least one decoder head")
     if classifier is None and any(h.objective.lambda_c > 0 for h in heads):
-        raise LossylearnError("a classification objective (lambda_c > 0) needs the frozen classifier")
+        raise LossylearnError(
+            "a classification objective (lambda_c > 0) needs the frozen classifier"
+        )
     device = images.device
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -254,7 +266,9 @@ def train_codec(
     for h in heads:
         if h.critic is not None:
             h.critic.to(device).train()
-            critic_opts.append(torch.optim.Adam(h.critic.parameters(), lr=config.critic_lr, betas=config.betas))
+            critic_opts.append(
+                torch.optim.Adam(h.critic.parameters(), lr=config.critic_lr, betas=config.betas)
+            )
         else:
             critic_opts.append(None)
     decay_epoch = int(config.epochs * config.lr_decay_at)
@@ -291,7 +305,12 @@ def train_codec(
                 if h.critic is not None and c_opt is not None:
                     h.critic.requires_grad_(True)
                     sums[2, k] += critic_step(
-                        h.critic, c_opt, x, x_hat.detach(), gp_weight=config.gp_weight, generator=gen
+                        h.critic,
+                        c_opt,
+                        x,
+                        x_hat.detach(),
+                        gp_weight=config.gp_weight,
+                        generator=gen,
                     )
                     h.critic.requires_grad_(False)
                     loss = loss - h.objective.lambda_p * h.critic(x_hat).mean()
