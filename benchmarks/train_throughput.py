@@ -19,10 +19,26 @@ import torch
 from torch import nn
 
 from lossylearn.data import load_dataset
-from lossylearn.learn import ModelConfig, TrainConfig, build_model, images_to_tensor, resolve_device, train_classifier
+from lossylearn.learn import (
+    ModelConfig,
+    TrainConfig,
+    build_model,
+    images_to_tensor,
+    resolve_device,
+    train_classifier,
+)
 
 
-def bare_loop(x: torch.Tensor, y: torch.Tensor, cfg: ModelConfig, *, epochs: int, batch: int, device: torch.device, seed: int) -> float:
+def bare_loop(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: ModelConfig,
+    *,
+    epochs: int,
+    batch: int,
+    device: torch.device,
+    seed: int,
+) -> float:
     """The textbook loop on pre-converted float tensors; returns images per second."""
     torch.manual_seed(seed)
     model = build_model(cfg).to(device)
@@ -50,7 +66,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4500, help="training images (embedded MNIST)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 suits the small CNN)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,8 +78,21 @@ def main() -> None:
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=0, threads=args.threads,
                        device=args.device, progress=False)  # fmt: skip
     # Warm-up both paths once (allocator, kernels), then measure.
-    train_classifier(x_u8[:256], y[:256], model_config=cfg, config=TrainConfig(epochs=1, progress=False, device=args.device))
-    bare_loop(images_to_tensor(x_u8[:256]), torch.from_numpy(y[:256]), cfg, epochs=1, batch=args.batch_size, device=device, seed=0)
+    train_classifier(
+        x_u8[:256],
+        y[:256],
+        model_config=cfg,
+        config=TrainConfig(epochs=1, progress=False, device=args.device),
+    )
+    bare_loop(
+        images_to_tensor(x_u8[:256]),
+        torch.from_numpy(y[:256]),
+        cfg,
+        epochs=1,
+        batch=args.batch_size,
+        device=device,
+        seed=0,
+    )
 
     ours = train_classifier(x_u8, y, model_config=cfg, config=tcfg).images_per_second
     bare = bare_loop(images_to_tensor(x_u8), torch.from_numpy(y), cfg, epochs=args.epochs,
@@ -74,7 +103,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        compress(out=f"{tmp}/store", images=x_u8, labels=y, psnr=16.1, codec="jpeg", seed=0, progress=False)
+        compress(
+            out=f"{tmp}/store",
+            images=x_u8,
+            labels=y,
+            psnr=16.1,
+            codec="jpeg",
+            seed=0,
+            progress=False,
+        )
         compress_s = time.perf_counter() - t
         t = time.perf_counter()
         store = open_store(f"{tmp}/store")

@@ -9,9 +9,16 @@ import pytest
 import torch
 
 from lossylearn.errors import LossylearnError
-from lossylearn.learn import ModelConfig, TrainConfig, accuracy, train_classifier
+from lossylearn.learn import ModelConfig, TrainConfig, accuracy, torch_threads, train_classifier
 
 CNN = ModelConfig("cnn", 1, (28, 28), 10)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine, 2 threads stall on each other's barriers."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def test_cnn_learns_digits_far_above_chance(digits) -> None:
     x, y = digits
     res = train_classifier(
-        x[:1500], y[:1500], model_config=CNN, config=TrainConfig(epochs=2, seed=0, threads=2, progress=False)
+        x[:1500], y[:1500], model_config=CNN, config=TrainConfig(epochs=2, seed=0, progress=False)
     )
     acc = accuracy(res.model, x[4000:], y[4000:])
     # chance is 10%; a 2-epoch CNN on 1500 digits reaches ~90% on held-out digits.
@@ -39,14 +46,17 @@ def test_cnn_learns_digits_far_above_chance(digits) -> None:
 
 def test_training_is_reproducible_and_keeps_global_rng(digits) -> None:
     x, y = digits
-    cfg = TrainConfig(epochs=1, seed=5, threads=2, progress=False, batch_size=128)
+    cfg = TrainConfig(epochs=1, seed=5, progress=False, batch_size=128)
     torch.manual_seed(123)
     before = torch.get_rng_state()
     a = train_classifier(x[:300], y[:300], model_config=CNN, config=cfg)
     assert torch.equal(torch.get_rng_state(), before)
     b = train_classifier(x[:300], y[:300], model_config=CNN, config=cfg)
     c = train_classifier(
-        x[:300], y[:300], model_config=CNN, config=TrainConfig(epochs=1, seed=6, progress=False, batch_size=128)
+        x[:300],
+        y[:300],
+        model_config=CNN,
+        config=TrainConfig(epochs=1, seed=6, progress=False, batch_size=128),
     )
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -63,7 +73,9 @@ def test_sgd_hflip_resnet_learns_rgb_task_in_eval_mode() -> None:
     x[y == 1, :, :, 0] += 120
     cfg = ModelConfig("resnet18", 3, (16, 16), 2, width=4)
     res = train_classifier(
-        x, y, model_config=cfg,
+        x,
+        y,
+        model_config=cfg,
         config=TrainConfig(
             epochs=8, batch_size=16, seed=0, optimizer="sgd", lr=0.05, hflip=True, progress=False
         ),

@@ -48,7 +48,9 @@ def test_calibration_gives_every_scheme_the_smallest_full_budget() -> None:
     off = calibrate_storage({"clean": clean, "lcon": lcon}, enabled=False)
     assert off["clean"].n_train == off["lcon"].n_train == 100
     with pytest.raises(LossylearnError, match="without a single example"):
-        calibrate_storage({"noisy": CodedSizes(np.full(3, 10_000), 0), "lcon": CodedSizes(np.full(3, 1), 0)})
+        calibrate_storage(
+            {"noisy": CodedSizes(np.full(3, 10_000), 0), "lcon": CodedSizes(np.full(3, 1), 0)}
+        )
 
 
 def _row(psnr: float, train: str, test: str, acc: float, seed: int = 0, eps: float = 0.0,
@@ -72,11 +74,18 @@ def test_summary_mean_and_sample_std_over_seeds() -> None:
 def test_claims_hold_and_fail_with_reasons() -> None:
     rows = []
     for p in (10.0, 20.0):
-        rows += [_row(p, "lcon", "clean", 0.9), _row(p, "noisy", "clean", 0.7), _row(p, "clean", "clean", 0.91)]
+        rows += [
+            _row(p, "lcon", "clean", 0.9),
+            _row(p, "noisy", "clean", 0.7),
+            _row(p, "clean", "clean", 0.91),
+        ]
         rows += [_row(p, "lcon", "fgsm", 0.5, eps=0.1), _row(p, "noisy", "fgsm", 0.3, eps=0.1),
                  _row(p, "clean", "fgsm", 0.6 if p == 10 else 0.2, eps=0.1)]  # fmt: skip
     for t, a in ((25.0, 0.5), (100.0, 0.8), (400.0, 0.6)):
-        rows += [_row(16, "lcon", x, a, sweep="distortion", target=t, achieved=t) for x in ("clean", "noisy", "lcon")]
+        rows += [
+            _row(16, "lcon", x, a, sweep="distortion", target=t, achieved=t)
+            for x in ("clean", "noisy", "lcon")
+        ]
     claims = {c.name: c for c in check_claims(summarize(rows), sweep_matched=100.0)}
     assert claims["lcon_beats_noisy"].holds is True
     assert claims["lcon_beats_noisy"].detail.startswith("4 of 4")

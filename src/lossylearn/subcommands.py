@@ -6,4 +6,14 @@ import typer
 
 
 def mount(app: typer.Typer) -> None:
-    """Attach ``theory``, ``codec`` and ``study`` command groups to ``app``."""
+    """Attach the ``study`` command group (``lcon``, ``urdc``) to ``app``."""
+    from lossylearn.studies.cli import app as lcon_app
+    from lossylearn.urdc.cli import app as urdc_app
+
+    study = typer.Typer(
+        help="Experiments with quick (CI-sized) and paper profiles: results.json, figures, report.html.",
+        no_args_is_help=True,
+    )
+    study.add_typer(lcon_app, name="lcon")
+    study.add_typer(urdc_app, name="urdc")
+    app.add_typer(study, name="study")

@@ -75,7 +75,9 @@ def pgd(
             return x0.clone()
         if random_start:
             if generator is None:
-                raise LossylearnError("PGD with a random start needs a torch.Generator for its seed")
+                raise LossylearnError(
+                    "PGD with a random start needs a torch.Generator for its seed"
+                )
             u = torch.rand(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
             adv = (x0 + (2 * u - 1) * epsilon).clamp(0.0, 1.0)
         else:

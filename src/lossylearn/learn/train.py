@@ -236,7 +236,9 @@ def train_classifier(
                     if last_epoch:
                         correct_t += (logits.detach().argmax(1) == yb).sum()
                         seen += len(idx)
-                    if cfg.progress and done % 25 == 1:  # reading the loss syncs a GPU: not every step
+                    if (
+                        cfg.progress and done % 25 == 1
+                    ):  # reading the loss syncs a GPU: not every step
                         progress.update(task, advance=1, loss=float(loss.detach()))
                     else:
                         progress.update(task, advance=1)

@@ -61,7 +61,9 @@ def largest_prefix(payload_bytes: np.ndarray, shared_header_bytes: int, budget_b
     return int(np.searchsorted(cum, budget_bytes, side="right"))
 
 
-def calibrate_storage(sizes: dict[str, CodedSizes], *, enabled: bool = True) -> dict[str, SchemeBudget]:
+def calibrate_storage(
+    sizes: dict[str, CodedSizes], *, enabled: bool = True
+) -> dict[str, SchemeBudget]:
     """Per-scheme example counts under one common storage budget (see the module docstring).
 
     Raises :class:`LossylearnError` if a scheme could not keep a single example.
@@ -70,7 +72,13 @@ def calibrate_storage(sizes: dict[str, CodedSizes], *, enabled: bool = True) -> 
         raise LossylearnError("storage calibration needs at least one training scheme")
     if not enabled:
         return {
-            name: SchemeBudget(name, len(s.payload_bytes), len(s.payload_bytes), 8 * s.total_bytes, 8 * s.total_bytes)
+            name: SchemeBudget(
+                name,
+                len(s.payload_bytes),
+                len(s.payload_bytes),
+                8 * s.total_bytes,
+                8 * s.total_bytes,
+            )
             for name, s in sizes.items()
         }
     budget = min(s.total_bytes for s in sizes.values())

@@ -71,7 +71,8 @@ def check_claims(
             "lcon_beats_noisy",
             "LCoN-train >= noisy-train (baseline 2) on every test set and noise level",
             None if total == 0 else not fails,
-            f"{total - len(fails)} of {total} comparisons hold" + (": fails at " + "; ".join(fails) if fails else ""),
+            f"{total - len(fails)} of {total} comparisons hold"
+            + (": fails at " + "; ".join(fails) if fails else ""),
         )
     )
 
@@ -87,7 +88,14 @@ def check_claims(
             )
             if not holds and top in unreached:
                 detail += f". Codec: {unreached[top]}"
-            claims.append(Claim("lcon_close_to_clean", "LCoN-train is close to clean-train at high PSNR", holds, detail))
+            claims.append(
+                Claim(
+                    "lcon_close_to_clean",
+                    "LCoN-train is close to clean-train at high PSNR",
+                    holds,
+                    detail,
+                )
+            )
 
     # 3. LCoN more robust under FGSM than both baselines.
     fails = []
@@ -101,22 +109,30 @@ def check_claims(
         total += 1
         best = max(o.mean for o in others if o is not None)
         if s.mean < best:
-            fails.append(f"PSNR {p:g} eps {eps:g}: LCoN {_pct(s.mean)} < best baseline {_pct(best)}")
+            fails.append(
+                f"PSNR {p:g} eps {eps:g}: LCoN {_pct(s.mean)} < best baseline {_pct(best)}"
+            )
     claims.append(
         Claim(
             "lcon_more_robust_fgsm",
             "LCoN-train is more accurate under FGSM than both baselines",
             None if total == 0 else not fails,
-            f"{total - len(fails)} of {total} (PSNR, epsilon) points hold" + (": fails at " + "; ".join(fails) if fails else ""),
+            f"{total - len(fails)} of {total} (PSNR, epsilon) points hold"
+            + (": fails at " + "; ".join(fails) if fails else ""),
         )
     )
 
     # 4. Fig. 3: best accuracy near the matched distortion.
-    sweep = [s for s in summary if s.sweep == "distortion" and s.train == "lcon" and s.test in ("clean", "noisy", "lcon")]
+    sweep = [
+        s
+        for s in summary
+        if s.sweep == "distortion" and s.train == "lcon" and s.test in ("clean", "noisy", "lcon")
+    ]
     targets = sorted({s.target_distortion for s in sweep})
     if sweep_matched and len(targets) >= 3:
         avg = {
-            t: sum(s.mean for s in sweep if s.target_distortion == t) / max(1, sum(1 for s in sweep if s.target_distortion == t))
+            t: sum(s.mean for s in sweep if s.target_distortion == t)
+            / max(1, sum(1 for s in sweep if s.target_distortion == t))
             for t in targets
         }
         achieved = {s.target_distortion: s.achieved_distortion for s in sweep}

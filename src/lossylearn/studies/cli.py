@@ -53,33 +53,62 @@ def parse_ints(text: str | None, name: str) -> tuple[int, ...] | None:
 
 
 def _command(ctx: typer.Context) -> str:
+    """The command line as given: the profile, then every option set on the command line."""
     prefix = ctx.command_path if "lcon" in ctx.command_path else "lossylearn study lcon"
-    args: list[str] = []
+    args: list[str] = ["--profile", str(ctx.params["profile"])]
     for p in ctx.command.params:
-        v = ctx.params.get(p.name)  # type: ignore[arg-type]
-        if v is None or v == p.default or not p.opts:
+        if p.name == "profile" or not p.opts:
             continue
+        source = ctx.get_parameter_source(p.name)  # type: ignore[arg-type]
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        v = ctx.params.get(p.name)  # type: ignore[arg-type]
         if isinstance(v, bool):
-            flag = p.opts[0] if v else (p.secondary_opts[0] if p.secondary_opts else None)  # type: ignore[attr-defined]
+            secondary = getattr(p, "secondary_opts", [])
+            flag = p.opts[0] if v else (secondary[0] if secondary else None)
             if flag:
                 args.append(flag)
-            continue
-        args += [p.opts[0], str(v)]
+        elif v is not None:
+            args += [p.opts[0], str(v)]
     return " ".join([prefix, *(shlex.quote(a) for a in args)])
 
 
 @app.callback(invoke_without_command=True)
 def lcon(
     ctx: typer.Context,
-    out: Path = typer.Option(..., "--out", help="Output folder (results.json, results.csv, figures/, report.html, stores/)."),
-    profile: str = typer.Option("quick", "--profile", help=f"One of {', '.join(PROFILES)}: quick (CI-sized) or paper (the paper's grid, 3 seeds)."),
-    dataset: str = typer.Option("mnist", "--dataset", help="mnist, fashion-mnist, celeba or folder."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset folder (MNIST: the official t10k files give the 10k test set; CelebA: the aligned release)."),
-    attribute: str | None = typer.Option(None, "--attribute", help="CelebA attribute to classify (default Male)."),
-    image_size: int | None = typer.Option(None, "--image-size", help="CelebA side length in pixels."),
-    psnr: str | None = typer.Option(None, "--psnr", help="Comma-separated PSNR grid in dB (paper: 8.1,10.1,11.9,14.2,16.1,18.6,22.1)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output folder (results.json, results.csv, figures/, report.html, stores/).",
+    ),
+    profile: str = typer.Option(
+        "quick",
+        "--profile",
+        help=f"One of {', '.join(PROFILES)}: quick (CI-sized) or paper (the paper's grid, 3 seeds).",
+    ),
+    dataset: str = typer.Option(
+        "mnist", "--dataset", help="mnist, fashion-mnist, celeba or folder."
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="Dataset folder (MNIST: the official t10k files give the 10k test set; CelebA: the aligned release).",
+    ),
+    attribute: str | None = typer.Option(
+        None, "--attribute", help="CelebA attribute to classify (default Male)."
+    ),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="CelebA side length in pixels."
+    ),
+    psnr: str | None = typer.Option(
+        None,
+        "--psnr",
+        help="Comma-separated PSNR grid in dB (paper: 8.1,10.1,11.9,14.2,16.1,18.6,22.1).",
+    ),
     seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated training seeds."),
-    n_train: int | None = typer.Option(None, "--n-train", help="Training pool size (default: profile)."),
+    n_train: int | None = typer.Option(
+        None, "--n-train", help="Training pool size (default: profile)."
+    ),
     n_test: int | None = typer.Option(None, "--n-test", help="Test images (default: profile)."),
     epochs: int | None = typer.Option(None, "--epochs"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
@@ -87,21 +116,47 @@ def lcon(
     model: str | None = typer.Option(None, "--model", help="cnn, resnet18, resnet34 or auto."),
     width: int | None = typer.Option(None, "--width", help="ResNet base width (64 = standard)."),
     noise: str | None = typer.Option(None, "--noise", help="gaussian (Fig. 2) or laplace."),
-    codec: str | None = typer.Option(None, "--codec", help="Codec matched to the noise (jpeg, webp, avif, learned)."),
-    calibrate: bool | None = typer.Option(None, "--calibrate/--no-calibrate", help="Equal storage per scheme (default) or equal counts."),
-    equal_steps: bool | None = typer.Option(None, "--equal-steps/--equal-epochs", help="Train every scheme for the same optimizer steps (default) or the same passes over its own set."),
-    fgsm_eps: str | None = typer.Option(None, "--fgsm-eps", help="Comma-separated FGSM epsilons on the [0, 1] scale."),
-    pgd_eps: str | None = typer.Option(None, "--pgd-eps", help="Comma-separated PGD epsilons on the [0, 1] scale."),
+    codec: str | None = typer.Option(
+        None, "--codec", help="Codec matched to the noise (jpeg, webp, avif, learned)."
+    ),
+    calibrate: bool | None = typer.Option(
+        None,
+        "--calibrate/--no-calibrate",
+        help="Equal storage per scheme (default) or equal counts.",
+    ),
+    equal_steps: bool | None = typer.Option(
+        None,
+        "--equal-steps/--equal-epochs",
+        help="Train every scheme for the same optimizer steps (default) or the same passes over its own set.",
+    ),
+    fgsm_eps: str | None = typer.Option(
+        None, "--fgsm-eps", help="Comma-separated FGSM epsilons on the [0, 1] scale."
+    ),
+    pgd_eps: str | None = typer.Option(
+        None, "--pgd-eps", help="Comma-separated PGD epsilons on the [0, 1] scale."
+    ),
     pgd_steps: int | None = typer.Option(None, "--pgd-steps"),
-    adv_n_test: int | None = typer.Option(None, "--adv-n-test", help="Test images used for the attacks (default: all)."),
-    distortion_sweep: bool | None = typer.Option(None, "--distortion-sweep/--no-distortion-sweep", help="Run the Fig. 3 sweep."),
-    sweep_variance: float | None = typer.Option(None, "--sweep-variance", help="Noise variance of the Fig. 3 sweep (0-255 scale; paper 1600)."),
-    sweep_factors: str | None = typer.Option(None, "--sweep-factors", help="Fig. 3 target distortions as multiples of the matched one."),
+    adv_n_test: int | None = typer.Option(
+        None, "--adv-n-test", help="Test images used for the attacks (default: all)."
+    ),
+    distortion_sweep: bool | None = typer.Option(
+        None, "--distortion-sweep/--no-distortion-sweep", help="Run the Fig. 3 sweep."
+    ),
+    sweep_variance: float | None = typer.Option(
+        None,
+        "--sweep-variance",
+        help="Noise variance of the Fig. 3 sweep (0-255 scale; paper 1600).",
+    ),
+    sweep_factors: str | None = typer.Option(
+        None, "--sweep-factors", help="Fig. 3 target distortions as multiples of the matched one."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
     workers: int | None = typer.Option(None, "--workers", help="Processes for compression."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a study with other settings in --out."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a study with other settings in --out."
+    ),
 ) -> None:
     """Train clean, noisy and LCoN classifiers at equal storage and test them on clean, noisy, LCoN
     and adversarial images; write results.json, results.csv, figures/ and report.html into --out."""
@@ -119,9 +174,15 @@ def lcon(
             sweep_variance=sweep_variance, sweep_factors=parse_floats(sweep_factors, "sweep-factors"),
             device=device, threads=threads, workers=workers, progress=progress,
         )  # fmt: skip
-        result = run_lcon_study(config, out, command=_command(ctx), overwrite=overwrite, console=console if progress else None)
+        result = run_lcon_study(
+            config,
+            out,
+            command=_command(ctx),
+            overwrite=overwrite,
+            console=console if progress else None,
+        )
     except LossylearnError as exc:
-        console.print(f"[red]error[/]: {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     _print_summary(result)
 
@@ -134,4 +195,6 @@ def _print_summary(result: Any) -> None:
     for c in result.claims:
         table.add_row(c.statement, {True: "yes", False: "no", None: "n/a"}[c.holds])
     out.print(table)
-    out.print(f"{len(result.rows)} result rows in {result.seconds:.0f} s; report: {result.out / 'report.html'}")
+    out.print(
+        f"{len(result.rows)} result rows in {result.seconds:.0f} s; report: {result.out / 'report.html'}"
+    )

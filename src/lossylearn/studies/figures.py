@@ -56,7 +56,9 @@ def _finish(ax: Any, xlabel: str, title: str) -> None:
     ax.legend(fontsize=7)
 
 
-def plot_fig2(summary: Sequence[SummaryRow], out_dir: Path, *, adv_psnr: float | None) -> dict[str, Path]:
+def plot_fig2(
+    summary: Sequence[SummaryRow], out_dir: Path, *, adv_psnr: float | None
+) -> dict[str, Path]:
     """Fig. 2 (a)-(c): accuracy vs PSNR per training scheme; (d): accuracy vs FGSM epsilon at
     ``adv_psnr`` (filled markers FGSM, empty markers LCoN-processed FGSM); (e): PGD vs PSNR."""
     plt = _plt()
@@ -64,7 +66,9 @@ def plot_fig2(summary: Sequence[SummaryRow], out_dir: Path, *, adv_psnr: float |
     for test, letter, title in _PANELS:
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         for scheme, (colour, name, marker) in SCHEME_STYLE.items():
-            pts = sorted(_series(summary, sweep="noise", train=scheme, test=test), key=lambda s: s.psnr)
+            pts = sorted(
+                _series(summary, sweep="noise", train=scheme, test=test), key=lambda s: s.psnr
+            )
             if pts:
                 _errorbar(ax, pts, "psnr", color=colour, marker=marker, label=name)
         _finish(ax, "PSNR of noisy images (dB)", f"({letter}) {title}")
@@ -74,14 +78,21 @@ def plot_fig2(summary: Sequence[SummaryRow], out_dir: Path, *, adv_psnr: float |
     drawn = False
     for scheme, (colour, name, marker) in SCHEME_STYLE.items():
         for test, filled in (("fgsm", True), ("lcon-fgsm", False)):
-            pts = sorted(_series(summary, sweep="noise", train=scheme, test=test, psnr=adv_psnr), key=lambda s: s.epsilon)
+            pts = sorted(
+                _series(summary, sweep="noise", train=scheme, test=test, psnr=adv_psnr),
+                key=lambda s: s.epsilon,
+            )
             if not pts:
                 continue
             drawn = True
             _errorbar(ax, pts, "epsilon", color=colour, marker=marker, mfc=colour if filled else "white",
                       linestyle="-" if filled else "--", label=name + ("" if filled else " on LCoN-adv"))  # fmt: skip
     if drawn:
-        _finish(ax, "FGSM epsilon (pixels in [0, 1])", f"(d) Tested on adversarial (FGSM) examples, PSNR {adv_psnr:g} dB")
+        _finish(
+            ax,
+            "FGSM epsilon (pixels in [0, 1])",
+            f"(d) Tested on adversarial (FGSM) examples, PSNR {adv_psnr:g} dB",
+        )
         paths["fig2d_fgsm"] = _save(fig, out_dir / "fig2d_fgsm.png")
     else:
         plt.close(fig)
@@ -93,15 +104,22 @@ def plot_fig2(summary: Sequence[SummaryRow], out_dir: Path, *, adv_psnr: float |
         styles = ["-", "--", ":", "-."]
         for scheme, (colour, name, marker) in SCHEME_STYLE.items():
             for k, eps in enumerate(pgd_eps):
-                pts = sorted(_series(summary, sweep="noise", train=scheme, test="pgd", epsilon=eps), key=lambda s: s.psnr)
+                pts = sorted(
+                    _series(summary, sweep="noise", train=scheme, test="pgd", epsilon=eps),
+                    key=lambda s: s.psnr,
+                )
                 _errorbar(ax, pts, "psnr", color=colour, marker=marker, linestyle=styles[k % 4],
                           label=f"{name}, eps {eps:.3g}")  # fmt: skip
-        _finish(ax, "PSNR of noisy images (dB)", "(e) Tested on PGD examples (extra, stronger attack)")
+        _finish(
+            ax, "PSNR of noisy images (dB)", "(e) Tested on PGD examples (extra, stronger attack)"
+        )
         paths["fig2e_pgd"] = _save(fig, out_dir / "fig2e_pgd.png")
     return paths
 
 
-def plot_fig3(summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, metric: str = "mse") -> Path | None:
+def plot_fig3(
+    summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, metric: str = "mse"
+) -> Path | None:
     """Fig. 3: LCoN-train accuracy vs the codec distortion reached, one line per test set, with a
     vertical line at the matched distortion; points are labelled with their target distortion."""
     plt = _plt()
@@ -109,7 +127,11 @@ def plot_fig3(summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, m
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    tests = [("clean", "noise-free", "tab:blue"), ("noisy", "noisy", "tab:red"), ("lcon", "LCoN", "tab:orange")]
+    tests = [
+        ("clean", "noise-free", "tab:blue"),
+        ("noisy", "noisy", "tab:red"),
+        ("lcon", "LCoN", "tab:orange"),
+    ]
     eps = sorted({s.epsilon for s in rows if s.test == "fgsm"})
     mid = eps[len(eps) // 2] if eps else None
     if mid is not None:
@@ -117,13 +139,24 @@ def plot_fig3(summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, m
     for test, name, colour in tests:
         pts = [s for s in rows if s.test == test and (test != "fgsm" or s.epsilon == mid)]
         pts.sort(key=lambda s: s.target_distortion)
-        _errorbar(ax, pts, "achieved_distortion", marker="o", color=colour, label=f"tested on {name}")
+        _errorbar(
+            ax, pts, "achieved_distortion", marker="o", color=colour, label=f"tested on {name}"
+        )
     labels: dict[tuple[float, float], list[str]] = {}
     for s in rows:
         if s.test == "clean":
-            labels.setdefault((s.achieved_distortion, 100 * s.mean), []).append(f"{s.target_distortion:g}")
+            labels.setdefault((s.achieved_distortion, 100 * s.mean), []).append(
+                f"{s.target_distortion:g}"
+            )
     for (x, y), names in labels.items():
-        ax.annotate(", ".join(names), (x, y), fontsize=6, textcoords="offset points", xytext=(2, 4), color="tab:blue")
+        ax.annotate(
+            ", ".join(names),
+            (x, y),
+            fontsize=6,
+            textcoords="offset points",
+            xytext=(2, 4),
+            color="tab:blue",
+        )
     ax.axvline(matched, color="black", linewidth=1.2, label=f"matched ({metric} = {matched:g})")
     _finish(ax, f"codec distortion to the noisy images ({metric}, reached)",
             "LCoN-train, fixed noise, varying distortion (labels: target)")  # fmt: skip
@@ -134,7 +167,9 @@ def plot_samples(rows: list[tuple[str, np.ndarray]], path: Path) -> Path:
     """A grid of sample images: one labelled row per (label, uint8 (n, H, W, C) images)."""
     plt = _plt()
     n_cols = max(len(imgs) for _, imgs in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(0.9 * n_cols + 1.4, 0.95 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n_cols, figsize=(0.9 * n_cols + 1.4, 0.95 * len(rows)), squeeze=False
+    )
     for r, (label, imgs) in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]

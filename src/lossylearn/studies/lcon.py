@@ -37,6 +37,7 @@ from ..learn import (
     default_model_name,
     float_to_uint8,
     resolve_device,
+    torch_threads,
     train_classifier,
 )
 from .calibration import CodedSizes, SchemeBudget, calibrate_storage
@@ -122,9 +123,13 @@ class StudyConfig:
             if v is not None and v < 1:
                 raise LossylearnError(f"{name.replace('_', '-')} must be >= 1, got {v}")
         if any(e < 0 or e > 1 for e in (*self.fgsm_eps, *self.pgd_eps)):
-            raise LossylearnError("attack epsilons are on the [0, 1] pixel scale and must lie in [0, 1]")
+            raise LossylearnError(
+                "attack epsilons are on the [0, 1] pixel scale and must lie in [0, 1]"
+            )
         if self.sweep_variance <= 0 or any(f <= 0 for f in self.sweep_factors):
-            raise LossylearnError("the distortion sweep needs a positive variance and positive factors")
+            raise LossylearnError(
+                "the distortion sweep needs a positive variance and positive factors"
+            )
         if self.workers < 1:
             raise LossylearnError(f"workers must be >= 1, got {self.workers}")
 
@@ -143,6 +148,7 @@ class StudyConfig:
 _QUICK: dict[str, Any] = dict(
     n_train=1000, n_test=500, psnrs=(10.1, 16.1, 22.1), seeds=(0,), epochs=3, batch_size=64,
     fgsm_eps=(0.05, 0.1, 0.2), pgd_eps=(0.1,), pgd_steps=5, adv_n_test=250, sweep_factors=(0.25, 1.0, 4.0),
+    threads=1,
 )  # fmt: skip
 _PAPER: dict[str, Any] = dict(
     n_train=None, n_test=None, psnrs=PAPER_PSNRS, seeds=(0, 1, 2), epochs=10, batch_size=64,
@@ -160,7 +166,9 @@ _CELEBA_PAPER: dict[str, Any] = dict(
 )  # fmt: skip
 
 
-def profile_config(profile: str = "quick", *, dataset: str = "mnist", **overrides: Any) -> StudyConfig:
+def profile_config(
+    profile: str = "quick", *, dataset: str = "mnist", **overrides: Any
+) -> StudyConfig:
     """The configuration of a named profile for ``dataset``, with ``overrides`` (``None`` = keep).
 
     * ``quick``: CI-sized (1,000 training / 500 test images, PSNR 10.1, 16.1, 22.1 dB, one seed,
@@ -240,11 +248,15 @@ def _versions() -> dict[str, str]:
         "pillow": PIL.__version__,
         "matplotlib": matplotlib.__version__,
         "platform": platform.platform(),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
     }
 
 
-def _noise_kwargs(config: StudyConfig, *, psnr: float | None = None, variance: float | None = None) -> dict[str, Any]:
+def _noise_kwargs(
+    config: StudyConfig, *, psnr: float | None = None, variance: float | None = None
+) -> dict[str, Any]:
     if psnr is not None:
         return {"psnr": float(psnr)}
     assert variance is not None
@@ -273,7 +285,9 @@ def _png_sizes(images: np.ndarray) -> CodedSizes:
     png = get_codec("png")
     shape = tuple(int(v) for v in images.shape[1:])
     q = _png_quality(png)
-    sizes = np.fromiter((len(png.encode(img, q)) for img in images), dtype=np.int64, count=len(images))
+    sizes = np.fromiter(
+        (len(png.encode(img, q)) for img in images), dtype=np.int64, count=len(images)
+    )
     return CodedSizes(sizes, len(png.shared_header(q, shape)))
 
 
@@ -297,7 +311,12 @@ class _Runner:
         self.calibration: list[dict[str, Any]] = []
         self.stores: list[dict[str, Any]] = []
         self.samples: dict[str, Any] = {}
-        self.timing: dict[str, float] = {"compress": 0.0, "train": 0.0, "evaluate": 0.0, "calibrate": 0.0}
+        self.timing: dict[str, float] = {
+            "compress": 0.0,
+            "train": 0.0,
+            "evaluate": 0.0,
+            "calibrate": 0.0,
+        }
         self.n_models = 0
 
     # -- data ---------------------------------------------------------------------------------
@@ -307,7 +326,9 @@ class _Runner:
         c = self.config
         caps = [v for v in (c.n_train, c.n_test) if v is not None]
         limit = max(caps) if len(caps) == 2 and c.dataset == "celeba" else None
-        ds = load_dataset(c.dataset, c.data_dir, attribute=c.attribute, image_size=c.image_size, limit=limit)
+        ds = load_dataset(
+            c.dataset, c.data_dir, attribute=c.attribute, image_size=c.image_size, limit=limit
+        )
         rng = np.random.default_rng(c.data_seed)
         tr = rng.permutation(len(ds.train_labels))[: c.n_train]
         te = np.sort(rng.permutation(len(ds.test_labels))[: c.n_test])
@@ -326,7 +347,9 @@ class _Runner:
             "train_class_counts": np.bincount(self.train_y, minlength=len(ds.classes)).tolist(),
         }
         name = c.model if c.model != "auto" else default_model_name(self.shape[:2])
-        self.model_config = ModelConfig(name, self.shape[2], (self.shape[0], self.shape[1]), len(ds.classes), c.width)
+        self.model_config = ModelConfig(
+            name, self.shape[2], (self.shape[0], self.shape[1]), len(ds.classes), c.width
+        )
         from ..codecs import get_codec
 
         self.codec = get_codec(c.codec, **dict(c.codec_options))
@@ -352,7 +375,9 @@ class _Runner:
         md = m.to_dict()
         q = md["codec"]["quality"]
         if q is None:
-            raise LossylearnError(f"store {path} holds several codec qualities; the study needs one per store")
+            raise LossylearnError(
+                f"store {path} holds several codec qualities; the study needs one per store"
+            )
         sigma = float(md["noise"].get("sigma") or md["noise"].get("b") or 0.0)
         point = _Point(
             sweep=sweep, psnr=nominal_psnr, sigma=sigma, target=float(md["codec"]["target_distortion"]),
@@ -388,8 +413,17 @@ class _Runner:
 
         seed = self.config.data_seed
         noisy = _noisy(self.test_x, spec, seed, _STREAM_NOISY_TEST)
-        lcon = lcon_transform(self.test_x, spec=spec, codec=self.codec, quality=quality, seed=seed, stream=_STREAM_LCON_TEST)
-        return _TestSets(self.test_x, self.test_y, noisy, lcon.reconstructed, spec, self.codec, quality)
+        lcon = lcon_transform(
+            self.test_x,
+            spec=spec,
+            codec=self.codec,
+            quality=quality,
+            seed=seed,
+            stream=_STREAM_LCON_TEST,
+        )
+        return _TestSets(
+            self.test_x, self.test_y, noisy, lcon.reconstructed, spec, self.codec, quality
+        )
 
     # -- training and evaluation ----------------------------------------------------------------
     def train_and_test(
@@ -400,14 +434,20 @@ class _Runner:
         for seed in c.seeds:
             # Equal steps: every scheme gets the optimizer steps of `epochs` passes over the whole pool,
             # so a small (storage-calibrated) training set is not also under-trained.
-            steps = c.epochs * math.ceil(len(self.train_y) / c.batch_size) if c.equal_steps else None
+            steps = (
+                c.epochs * math.ceil(len(self.train_y) / c.batch_size) if c.equal_steps else None
+            )
             tcfg = TrainConfig(
                 epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, optimizer=c.optimizer, seed=seed,
                 threads=c.threads, device=c.device, progress=c.progress, hflip=c.hflip, steps=steps,
             )  # fmt: skip
-            label = f"{point.sweep} psnr {point.psnr:g} target {point.target:g} {scheme} seed {seed}"
+            label = (
+                f"{point.sweep} psnr {point.psnr:g} target {point.target:g} {scheme} seed {seed}"
+            )
             t = time.perf_counter()
-            res = train_classifier(x, y, model_config=self.model_config, config=tcfg, description=label)
+            res = train_classifier(
+                x, y, model_config=self.model_config, config=tcfg, description=label
+            )
             self.timing["train"] += time.perf_counter() - t
             t = time.perf_counter()
             accs = self.evaluate(res.model, tests, seed=seed, full=full)
@@ -416,43 +456,88 @@ class _Runner:
             for test, eps, acc, n_test in accs:
                 self.rows.append(
                     ResultRow(
-                        sweep=point.sweep, psnr=point.psnr, noise_sigma=point.sigma, target_distortion=point.target,
-                        achieved_distortion=point.achieved, target_reached=point.reached, metric=point.metric,
-                        quality=point.quality, train=scheme, test=test, epsilon=eps, accuracy=acc,
-                        n_test=n_test, n_train=budget.n_train, train_bits=budget.train_bits,
-                        budget_bits=budget.budget_bits, bits_per_pixel=point.bpp, seed=seed,
-                        model=self.model_config.name, epochs=c.epochs, train_seconds=round(res.seconds, 3),
+                        sweep=point.sweep,
+                        psnr=point.psnr,
+                        noise_sigma=point.sigma,
+                        target_distortion=point.target,
+                        achieved_distortion=point.achieved,
+                        target_reached=point.reached,
+                        metric=point.metric,
+                        quality=point.quality,
+                        train=scheme,
+                        test=test,
+                        epsilon=eps,
+                        accuracy=acc,
+                        n_test=n_test,
+                        n_train=budget.n_train,
+                        train_bits=budget.train_bits,
+                        budget_bits=budget.budget_bits,
+                        bits_per_pixel=point.bpp,
+                        seed=seed,
+                        model=self.model_config.name,
+                        epochs=c.epochs,
+                        train_seconds=round(res.seconds, 3),
                     )  # fmt: skip
                 )
             if c.progress:
-                brief = ", ".join(f"{t}{'@' + format(e, 'g') if e else ''} {a:.3f}" for t, e, a, _ in accs[:4])
+                brief = ", ".join(
+                    f"{t}{'@' + format(e, 'g') if e else ''} {a:.3f}" for t, e, a, _ in accs[:4]
+                )
                 self.console.print(f"[{self.n_models}] {label}: n_train {budget.n_train}, {brief}")
 
-    def evaluate(self, model: torch.nn.Module, tests: _TestSets, *, seed: int, full: bool) -> list[tuple[str, float, float, int]]:
+    def evaluate(
+        self, model: torch.nn.Module, tests: _TestSets, *, seed: int, full: bool
+    ) -> list[tuple[str, float, float, int]]:
         """Accuracies on every test set; ``full`` adds LCoN-processed FGSM and PGD."""
         from ..pipeline import lcon_transform
 
         c = self.config
         dev = c.device
         out = [
-            ("clean", 0.0, accuracy(model, tests.clean, tests.labels, device=dev), len(tests.labels)),
-            ("noisy", 0.0, accuracy(model, tests.noisy, tests.labels, device=dev), len(tests.labels)),
+            (
+                "clean",
+                0.0,
+                accuracy(model, tests.clean, tests.labels, device=dev),
+                len(tests.labels),
+            ),
+            (
+                "noisy",
+                0.0,
+                accuracy(model, tests.noisy, tests.labels, device=dev),
+                len(tests.labels),
+            ),
             ("lcon", 0.0, accuracy(model, tests.lcon, tests.labels, device=dev), len(tests.labels)),
         ]
         ax, ay = tests.clean[: c.adv_n_test], tests.labels[: c.adv_n_test]
         for k, eps in enumerate(c.fgsm_eps):
-            adv = adversarial_images(model, ax, ay, attack="fgsm", epsilon=eps, device=dev, seed=seed)
+            adv = adversarial_images(
+                model, ax, ay, attack="fgsm", epsilon=eps, device=dev, seed=seed
+            )
             out.append(("fgsm", float(eps), accuracy(model, adv, ay, device=dev), len(ay)))
             if full:
                 lc = lcon_transform(
                     float_to_uint8(adv), spec=tests.spec, codec=tests.codec, quality=tests.quality,
                     seed=c.data_seed, stream=_STREAM_LCON_ADV + k,
                 )  # fmt: skip
-                out.append(("lcon-fgsm", float(eps), accuracy(model, lc.reconstructed, ay, device=dev), len(ay)))
+                out.append(
+                    (
+                        "lcon-fgsm",
+                        float(eps),
+                        accuracy(model, lc.reconstructed, ay, device=dev),
+                        len(ay),
+                    )
+                )
         if full:
             for eps in c.pgd_eps:
                 adv = adversarial_images(
-                    model, ax, ay, attack="pgd", epsilon=eps, device=dev, seed=seed, pgd_steps=c.pgd_steps
+                    model,
+                    ax,
+                    ay,
+                    attack="pgd",
+                    epsilon=eps,
+                    device=dev,
+                    seed=seed,
+                    pgd_steps=c.pgd_steps,
                 )
                 out.append(("pgd", float(eps), accuracy(model, adv, ay, device=dev), len(ay)))
         return out
@@ -461,14 +546,17 @@ class _Runner:
     def noise_sweep(self) -> None:
         c = self.config
         for p in c.psnrs:
-            point = self.make_store(f"noise-psnr{p:g}", "noise", float(p), **_noise_kwargs(c, psnr=p))
+            point = self.make_store(
+                f"noise-psnr{p:g}", "noise", float(p), **_noise_kwargs(c, psnr=p)
+            )
             spec = _resolve(c, self.shape, psnr=float(p))
             t = time.perf_counter()
             lcon_x, lcon_y, lcon_sizes = self.store_training_set(point)
             noisy_x = _noisy(self.train_x, spec, c.data_seed, _STREAM_NOISY_TRAIN)
             noisy_sizes = _png_sizes(noisy_x)
             budgets = calibrate_storage(
-                {"clean": self.clean_sizes, "noisy": noisy_sizes, "lcon": lcon_sizes}, enabled=c.calibrate
+                {"clean": self.clean_sizes, "noisy": noisy_sizes, "lcon": lcon_sizes},
+                enabled=c.calibrate,
             )
             self.timing["calibrate"] += time.perf_counter() - t
             self.calibration.append(
@@ -483,7 +571,10 @@ class _Runner:
                 }
             )  # fmt: skip
             tests = self.test_sets(spec, point.quality)
-            self.samples.setdefault("noise", {})[float(p)] = (tests.noisy[:_N_SAMPLES], tests.lcon[:_N_SAMPLES])
+            self.samples.setdefault("noise", {})[float(p)] = (
+                tests.noisy[:_N_SAMPLES],
+                tests.lcon[:_N_SAMPLES],
+            )
             sets = {
                 "clean": (self.train_x, self.train_y),
                 "noisy": (noisy_x, self.train_y),
@@ -492,7 +583,9 @@ class _Runner:
             for scheme in SCHEMES:
                 b = budgets[scheme]
                 x, y = sets[scheme]
-                self.train_and_test(point, scheme, x[: b.n_train], y[: b.n_train], b, tests, full=True)
+                self.train_and_test(
+                    point, scheme, x[: b.n_train], y[: b.n_train], b, tests, full=True
+                )
 
     def distortion_sweep(self) -> float:
         """Fig. 3; returns the matched distortion."""
@@ -518,7 +611,9 @@ class _Runner:
                             target_reached=point.reached, bits_per_pixel=point.bpp)
                     for r in trained[point.quality]
                 ]  # fmt: skip
-                self.console.print(f"target {target:g}: same codec quality {point.quality} as an earlier target; results reused")
+                self.console.print(
+                    f"target {target:g}: same codec quality {point.quality} as an earlier target; results reused"
+                )
                 continue
             x, y, sizes = self.store_training_set(point)
             budget = calibrate_storage({"lcon": sizes}, enabled=False)["lcon"]
@@ -533,7 +628,9 @@ def _prepare_out(out: Path, config: StudyConfig, overwrite: bool) -> None:
     marker = out / "study-config.json"
     if out.exists() and any(out.iterdir()):
         if not marker.is_file():
-            raise LossylearnError(f"{out}: is not empty and holds no LCoN study; choose an empty or new --out")
+            raise LossylearnError(
+                f"{out}: is not empty and holds no LCoN study; choose an empty or new --out"
+            )
         same = json.loads(marker.read_text()) == config.identity()
         if not same and not overwrite:
             raise LossylearnError(
@@ -567,15 +664,24 @@ def run_lcon_study(
     _prepare_out(out, config, overwrite)
     resolve_device(config.device)
     runner = _Runner(config, out, console)
-    runner.load()
-    runner.noise_sweep()
-    matched = runner.distortion_sweep() if config.distortion_sweep else None
+    with torch_threads(config.threads):
+        runner.load()
+        runner.noise_sweep()
+        matched = runner.distortion_sweep() if config.distortion_sweep else None
     summary = summarize(runner.rows)
-    unreached = {s["psnr"]: s["message"] for s in runner.stores if s["sweep"] == "noise" and not s["target_reached"]}
+    unreached = {
+        s["psnr"]: s["message"]
+        for s in runner.stores
+        if s["sweep"] == "noise" and not s["target_reached"]
+    }
     sweep_note = "; ".join(
-        f"target {s['target_distortion']:g}: {s['message']}" for s in runner.stores if s["sweep"] == "distortion" and not s["target_reached"]
+        f"target {s['target_distortion']:g}: {s['message']}"
+        for s in runner.stores
+        if s["sweep"] == "distortion" and not s["target_reached"]
     )
-    claims = check_claims(summary, unreached=unreached, sweep_matched=matched, sweep_note=sweep_note)
+    claims = check_claims(
+        summary, unreached=unreached, sweep_matched=matched, sweep_note=sweep_note
+    )
     seconds = time.perf_counter() - started
     payload = {
         "format": RESULTS_FORMAT,
@@ -595,9 +701,15 @@ def run_lcon_study(
     }  # fmt: skip
     write_json(out / "results.json", payload)
     write_csv(out / "results.csv", runner.rows)
-    figures = write_figures(out / "figures", summary, runner.samples, config=config, matched=matched)
+    figures = write_figures(
+        out / "figures", summary, runner.samples, config=config, matched=matched
+    )
     report = write_report(out / "report.html", payload, figures)
-    files = {"results.json": "results.json", "results.csv": "results.csv", "report.html": str(report.relative_to(out))}
+    files = {
+        "results.json": "results.json",
+        "results.csv": "results.csv",
+        "report.html": str(report.relative_to(out)),
+    }
     files.update({p.stem: str(p.relative_to(out)) for p in figures.values()})
     return StudyResult(
         out=out, config=config, rows=runner.rows, summary=summary, claims=claims,

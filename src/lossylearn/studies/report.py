@@ -37,9 +37,16 @@ def _pct(m: float, s: float, n: int) -> str:
 
 
 def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
-    th = "".join(f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>" for i, h in enumerate(head))
+    th = "".join(
+        f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>"
+        for i, h in enumerate(head)
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(r)
+        )
+        + "</tr>"
         for r in rows
     )
     return f"<table><tr>{th}</tr>{body}</table>"
@@ -62,15 +69,23 @@ def accuracy_table(summary: list[dict[str, Any]], sweep: str) -> tuple[list[str]
         key = (s["psnr"], s["target_distortion"], s["train"])
         cells[key][(s["test"], s["epsilon"])] = _pct(s["mean"], s["std"], s["n_seeds"])
         extra[key] = (s["n_train"], s["n_seeds"])
-    first = ["PSNR (dB)", "train", "n_train", "seeds"] if sweep == "noise" else ["target", "reached", "n_train", "seeds"]
+    first = (
+        ["PSNR (dB)", "train", "n_train", "seeds"]
+        if sweep == "noise"
+        else ["target", "reached", "n_train", "seeds"]
+    )
     head = first + [_col(t, e) for t, e in cols]
     sch = {"clean": 0, "noisy": 1, "lcon": 2}
     rows = []
-    achieved = {s["target_distortion"]: s["achieved_distortion"] for s in summary if s["sweep"] == sweep}
+    achieved = {
+        s["target_distortion"]: s["achieved_distortion"] for s in summary if s["sweep"] == sweep
+    }
     for key in sorted(cells, key=lambda k: (k[0], k[1], sch.get(k[2], 9))):
         p, t, train = key
         lead = [f"{p:g}", train] if sweep == "noise" else [f"{t:g}", f"{achieved[t]:.0f}"]
-        rows.append(lead + [str(extra[key][0]), str(extra[key][1])] + [cells[key].get(c, "") for c in cols])
+        rows.append(
+            lead + [str(extra[key][0]), str(extra[key][1])] + [cells[key].get(c, "") for c in cols]
+        )
     return head, rows
 
 
@@ -99,7 +114,11 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
     parts.append("<h2>Do the paper's claims hold here?</h2>")
     claim_rows = []
     for c in results["claims"]:
-        mark = ("<span class='ok'>holds</span>" if c["holds"] else "<span class='no'>fails</span>") if c["holds"] is not None else "<span class='na'>n/a</span>"
+        mark = (
+            ("<span class='ok'>holds</span>" if c["holds"] else "<span class='no'>fails</span>")
+            if c["holds"] is not None
+            else "<span class='na'>n/a</span>"
+        )
         claim_rows.append([_e(c["statement"]), mark, _e(c["detail"])])
     parts.append(_table(["claim", "here", "evidence (means over seeds)"], claim_rows, left=3))
 
@@ -107,11 +126,13 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
     for name in sorted(figures):
         if name.startswith("fig"):
             parts.append(_img(figures[name], alt=name))
-    parts.append("</div><p class='muted'>Error bars: sample standard deviation over seeds (none with one seed). "
-                 "PSNR is that of the noisy images as set by the noise variance, before compression. "
-                 "Panel (d): filled markers are FGSM images computed against the model under test from clean test "
-                 "images; empty markers are the same images after LCoN processing (the paper's LCoN-adv). "
-                 "Panel (e): accuracy under PGD (L-inf, from a seeded random start), the stronger extra attack, against the model under test. Fig. 3's x axis is the distortion the codec really reached.</p>")
+    parts.append(
+        "</div><p class='muted'>Error bars: sample standard deviation over seeds (none with one seed). "
+        "PSNR is that of the noisy images as set by the noise variance, before compression. "
+        "Panel (d): filled markers are FGSM images computed against the model under test from clean test "
+        "images; empty markers are the same images after LCoN processing (the paper's LCoN-adv). "
+        "Panel (e): accuracy under PGD (L-inf, from a seeded random start), the stronger extra attack, against the model under test. Fig. 3's x axis is the distortion the codec really reached.</p>"
+    )
 
     parts.append("<h2>Storage: bits per pixel and calibration</h2>")
     srows = []
@@ -132,10 +153,12 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
         ["PSNR (dB)", "LCoN bpp", "quality", f"target {cfg['noise'] == 'gaussian' and 'MSE' or 'MAE'}",
          "reached", "target met", "clean PNG bpp", "noisy PNG bpp", "n_train clean/noisy/LCoN",
          "kB clean/noisy/LCoN", "max gap to budget"], srows))  # fmt: skip
-    parts.append("<p class='muted'>Bits per pixel count every stored byte (coded payloads plus headers shared by the "
-                 "whole set, e.g. JPEG tables) over all pixel positions. Clean and noisy training sets are counted at "
-                 "their lossless PNG size with the PNG header counted once. Each scheme keeps the longest prefix of its "
-                 "randomly ordered examples that fits in the common budget.</p>")
+    parts.append(
+        "<p class='muted'>Bits per pixel count every stored byte (coded payloads plus headers shared by the "
+        "whole set, e.g. JPEG tables) over all pixel positions. Clean and noisy training sets are counted at "
+        "their lossless PNG size with the PNG header counted once. Each scheme keeps the longest prefix of its "
+        "randomly ordered examples that fits in the common budget.</p>"
+    )
     unmet = [s for s in results["stores"] if not s["target_reached"]]
     if unmet:
         parts.append("<p><b>Codec notes.</b></p><ul>" + "".join(
@@ -145,8 +168,10 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
     head, rows = accuracy_table(results["summary"], "noise")
     parts.append(_table(head, rows, left=2))
     if any(s["sweep"] == "distortion" for s in results["summary"]):
-        parts.append(f"<h2>Accuracy (%), distortion sweep at fixed noise (Fig. 3; matched distortion "
-                     f"{results['sweep_matched_distortion']:g})</h2>")
+        parts.append(
+            f"<h2>Accuracy (%), distortion sweep at fixed noise (Fig. 3; matched distortion "
+            f"{results['sweep_matched_distortion']:g})</h2>"
+        )
         head, rows = accuracy_table(results["summary"], "distortion")
         parts.append(_table(head, rows, left=2))
 
@@ -159,16 +184,37 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
     for s in results["stores"]:
         parts.append(f"<li><b>{_e(s['name'])}</b>: {_e(s['privacy'].get('statement', ''))}</li>")
     parts.append("</ul>")
-    nc = next((s["privacy"].get("not_covered") for s in results["stores"] if s["privacy"].get("not_covered")), None)
+    nc = next(
+        (
+            s["privacy"].get("not_covered")
+            for s in results["stores"]
+            if s["privacy"].get("not_covered")
+        ),
+        None,
+    )
     if nc:
-        parts.append("<p class='muted'>Not covered by the guarantee: " + "; ".join(_e(x) for x in nc) + ".</p>")
+        parts.append(
+            "<p class='muted'>Not covered by the guarantee: "
+            + "; ".join(_e(x) for x in nc)
+            + ".</p>"
+        )
 
     t = results["timing"]
     parts.append("<h2>Versions and cost</h2>")
-    parts.append(_table(["component", "version"], [[_e(k), _e(v)] for k, v in results["versions"].items()], left=2))
-    parts.append(f"<p>{t['models_trained']} models trained; seconds: compress {t['compress']}, calibrate "
-                 f"{t['calibrate']}, train {t['train']}, evaluate {t['evaluate']}, total {t['total']}.</p>")
-    parts.append("<p class='muted'>All numbers are in results.json and results.csv next to this page.</p>")
+    parts.append(
+        _table(
+            ["component", "version"],
+            [[_e(k), _e(v)] for k, v in results["versions"].items()],
+            left=2,
+        )
+    )
+    parts.append(
+        f"<p>{t['models_trained']} models trained; seconds: compress {t['compress']}, calibrate "
+        f"{t['calibrate']}, train {t['train']}, evaluate {t['evaluate']}, total {t['total']}.</p>"
+    )
+    parts.append(
+        "<p class='muted'>All numbers are in results.json and results.csv next to this page.</p>"
+    )
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

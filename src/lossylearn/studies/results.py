@@ -99,18 +99,39 @@ def summarize(rows: Iterable[ResultRow]) -> list[SummaryRow]:
     for key, rs in groups.items():
         accs = [r.accuracy for r in rs]
         mean = sum(accs) / len(accs)
-        std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
+        std = (
+            math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1))
+            if len(accs) > 1
+            else 0.0
+        )
         out.append(
             SummaryRow(
-                sweep=key[0], psnr=key[1], target_distortion=key[2],
-                achieved_distortion=rs[0].achieved_distortion, train=key[3], test=key[4],
-                epsilon=key[5], mean=mean, std=std, n_seeds=len(rs), n_train=rs[0].n_train,
+                sweep=key[0],
+                psnr=key[1],
+                target_distortion=key[2],
+                achieved_distortion=rs[0].achieved_distortion,
+                train=key[3],
+                test=key[4],
+                epsilon=key[5],
+                mean=mean,
+                std=std,
+                n_seeds=len(rs),
+                n_train=rs[0].n_train,
                 train_bits=rs[0].train_bits,
             )  # fmt: skip
         )
     order = {s: i for i, s in enumerate(TEST_SETS)}
     sch = {s: i for i, s in enumerate(SCHEMES)}
-    out.sort(key=lambda s: (s.sweep, s.psnr, s.target_distortion, sch.get(s.train, 9), order.get(s.test, 9), s.epsilon))
+    out.sort(
+        key=lambda s: (
+            s.sweep,
+            s.psnr,
+            s.target_distortion,
+            sch.get(s.train, 9),
+            order.get(s.test, 9),
+            s.epsilon,
+        )
+    )
     return out
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "classifier_scores",
     "mean_squared_error",
     "estimate_w1",
+    "codec_metrics",
 ]
 
 
@@ -184,6 +185,3 @@ def codec_metrics(
         entropy_bits=empirical_entropy_bits(symbols, quantizer.alphabet_size),
         stored_bits_per_image=size.stored_bits_per_image,
     )
-
-
-__all__.append("codec_metrics")

@@ -14,12 +14,10 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from lossylearn.urdc.study import ResultRow, StudyResult
+from lossylearn.urdc.results import ResultRow, StudyResult
 
 __all__ = ["ANCHOR_RDC", "ANCHOR_RDP", "ANCHOR_PENALTY", "plot_figures", "write_report"]
 

@@ -1,11 +1,11 @@
-"""The universal RDC/RDP study: profiles, the driver, results.json.
+"""The universal RDC/RDP study driver.
 
 ``run_study`` trains (or reloads, when ``out`` already holds a model with the same configuration)
 the frozen classifier, the end-to-end codecs of each profile grid, the universal decoders on frozen
 encoders, and the shared multi-objective encoder with its own universal decoders; it evaluates every
 decoder on the test split through the real bitstream and writes ``results.json`` after each model,
-so an interrupted run leaves valid partial results. Figures and ``report.html`` come from
-:mod:`lossylearn.urdc.report`.
+so an interrupted run leaves valid partial results. Profiles live in :mod:`.profiles`, rows and
+penalties in :mod:`.results`, figures and ``report.html`` in :mod:`.report`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +32,19 @@ from lossylearn.urdc.metrics import (
     receive,
     transmit,
 )
-from lossylearn.urdc.models import (
-    DECODER_KINDS,
-    Classifier,
-    Encoder,
-    NetConfig,
-    build_decoder,
+from lossylearn.urdc.models import Classifier, Encoder, NetConfig, build_decoder
+from lossylearn.urdc.profiles import (
+    PROFILES,
+    ModelSpec,
+    StudyProfile,
+    get_profile,
+    override_profile,
+    plan_models,
 )
 from lossylearn.urdc.quantizer import BitstreamSize, DitheredQuantizer
+from lossylearn.urdc.results import Penalty, ResultRow, StudyResult, compute_penalties
 from lossylearn.urdc.train import (
     Head,
-    Objective,
     TrainConfig,
     images_to_tensor,
     resolve_device,
@@ -52,375 +54,16 @@ from lossylearn.urdc.train import (
 
 __all__ = [
     "PROFILES",
-    "StudyProfile",
-    "ResultRow",
     "Penalty",
+    "ResultRow",
+    "StudyProfile",
     "StudyResult",
+    "compute_penalties",
     "get_profile",
     "override_profile",
     "plan_models",
     "run_study",
-    "compute_penalties",
 ]
-
-Rate = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class StudyProfile:
-    """Grids and budgets of one study run."""
-
-    name: str
-    rates: tuple[Rate, ...]
-    rdc_lambdas: tuple[float, ...]
-    rdp_rates: tuple[Rate, ...]
-    rdp_lambdas: tuple[float, ...]
-    universal_rate: Rate
-    universal_rdc_encoder: float
-    universal_rdc_lambdas: tuple[float, ...]
-    universal_rdp_encoder: float
-    universal_rdp_lambdas: tuple[float, ...]
-    shared_objectives: tuple[tuple[float, float], ...]
-    epochs: int
-    classifier_epochs: int
-    w1_steps: int
-    decoder: str
-    limit: int | None = None
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.decoder not in DECODER_KINDS:
-            raise LossylearnError(
-                f"unknown decoder {self.decoder!r}; known decoders: {', '.join(DECODER_KINDS)}"
-            )
-        if self.universal_rate not in self.rates:
-            raise LossylearnError("the universal rate must be one of the profile's rates")
-        if self.universal_rdc_encoder not in self.rdc_lambdas:
-            raise LossylearnError("the universal RDC encoder's lambda_c must be in rdc_lambdas")
-        if self.universal_rdp_lambdas and self.universal_rdp_encoder not in self.rdp_lambdas:
-            raise LossylearnError("the universal RDP encoder's lambda_p must be in rdp_lambdas")
-        if self.epochs < 1 or self.classifier_epochs < 1 or self.w1_steps < 1:
-            raise LossylearnError(
-                "epochs, classifier epochs and W1 critic steps must be at least 1"
-            )
-        if self.limit is not None and self.limit < 20:
-            raise LossylearnError(f"limit must be at least 20 images, got {self.limit}")
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
-PROFILES: dict[str, StudyProfile] = {
-    "quick": StudyProfile(
-        name="quick",
-        rates=((3, 3),),
-        rdc_lambdas=(0.0, 0.015),
-        rdp_rates=((3, 3),),
-        rdp_lambdas=(0.0, 0.015),
-        universal_rate=(3, 3),
-        universal_rdc_encoder=0.015,
-        universal_rdc_lambdas=(0.0, 0.015),
-        universal_rdp_encoder=0.015,
-        universal_rdp_lambdas=(0.0, 0.015),
-        shared_objectives=((0.0, 0.0), (0.015, 0.0)),
-        epochs=4,
-        classifier_epochs=3,
-        w1_steps=100,
-        decoder="mlp",
-        limit=2000,
-    ),
-    "paper": StudyProfile(
-        name="paper",
-        rates=((3, 3), (3, 4), (4, 4)),
-        rdc_lambdas=(0.0, 0.001, 0.0025, 0.004, 0.0066, 0.01, 0.015),
-        rdp_rates=((3, 3), (3, 4), (4, 4)),
-        rdp_lambdas=(0.0, 0.0025, 0.005, 0.01, 0.015),
-        universal_rate=(3, 3),
-        universal_rdc_encoder=0.015,
-        universal_rdc_lambdas=(0.0, 0.001, 0.0025, 0.004, 0.0066, 0.01, 0.015),
-        universal_rdp_encoder=0.015,
-        universal_rdp_lambdas=(0.0, 0.0025, 0.005, 0.01, 0.015),
-        shared_objectives=((0.0, 0.0), (0.015, 0.0)),
-        epochs=30,
-        classifier_epochs=10,
-        w1_steps=1000,
-        decoder="conv",
-        limit=None,
-    ),
-}
-
-
-def get_profile(name: str) -> StudyProfile:
-    """The named profile; unknown names raise a LossylearnError listing the known ones."""
-    if name not in PROFILES:
-        raise LossylearnError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
-    return PROFILES[name]
-
-
-def _parse_floats(text: str, what: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise LossylearnError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if any(v < 0 for v in values):
-        raise LossylearnError(f"{what} must be >= 0, got {text!r}")
-    return tuple(sorted(set(values)))
-
-
-def _parse_rates(text: str) -> tuple[Rate, ...]:
-    rates = []
-    for tok in text.replace(" ", "").split(","):
-        d, sep, levels = tok.partition("x")
-        if not (sep and d.isdigit() and levels.isdigit()) or int(d) < 1 or int(levels) < 2:
-            raise LossylearnError(f"rates must look like 3x3,3x4 (d x L), got {text!r}")
-        rates.append((int(d), int(levels)))
-    return tuple(dict.fromkeys(rates))
-
-
-def override_profile(
-    profile: StudyProfile,
-    *,
-    epochs: int | None = None,
-    limit: int | None = None,
-    w1_steps: int | None = None,
-    decoder: str | None = None,
-    rates: str | None = None,
-    rdc_lambdas: str | None = None,
-    rdp_lambdas: str | None = None,
-) -> StudyProfile:
-    """A copy of ``profile`` with budgets or grids replaced (the CLI's overrides).
-
-    ``rates`` ("3x3,3x4") sets the end-to-end rates of both curves; ``rdc_lambdas`` / ``rdp_lambdas``
-    ("0,0.0066,0.015"; "" for none) set the end-to-end and universal grids, and the universal encoder
-    becomes the grid's largest lambda.
-    """
-    changes: dict[str, object] = {}
-    if epochs is not None:
-        changes["epochs"] = epochs
-        changes["classifier_epochs"] = min(profile.classifier_epochs, epochs)
-    if limit is not None:
-        changes["limit"] = limit
-    if w1_steps is not None:
-        changes["w1_steps"] = w1_steps
-    if decoder is not None:
-        changes["decoder"] = decoder
-    if rates is not None:
-        parsed = _parse_rates(rates)
-        changes["rates"] = parsed
-        changes["rdp_rates"] = parsed
-        changes["universal_rate"] = (
-            profile.universal_rate if profile.universal_rate in parsed else parsed[0]
-        )
-    if rdc_lambdas is not None:
-        lam = _parse_floats(rdc_lambdas, "rdc lambdas")
-        if not lam:
-            raise LossylearnError("the classification grid needs at least one lambda_c")
-        changes.update(rdc_lambdas=lam, universal_rdc_lambdas=lam, universal_rdc_encoder=max(lam))
-        changes["shared_objectives"] = tuple(sorted({(0.0, 0.0), (max(lam), 0.0)}))
-    if rdp_lambdas is not None:
-        lam = _parse_floats(rdp_lambdas, "rdp lambdas")
-        changes.update(
-            rdp_lambdas=lam, universal_rdp_lambdas=lam, universal_rdp_encoder=max(lam, default=0.0)
-        )
-    return replace(profile, **changes)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model to train: an end-to-end codec, a shared encoder with heads, or a universal decoder."""
-
-    model_id: str
-    kind: str  # "end-to-end" | "shared" | "universal"
-    rate: Rate
-    objectives: tuple[Objective, ...]
-    encoder_id: str  # itself for end-to-end / shared
-    curves: tuple[str, ...] = ()  # "classification" and/or "perception": where its rows go
-
-
-def _rate_tag(rate: Rate) -> str:
-    return f"{rate[0]}x{rate[1]}"
-
-
-def _e2e_id(rate: Rate, obj: Objective) -> str:
-    return f"e2e-{_rate_tag(rate)}-{obj.tag}"
-
-
-def plan_models(profile: StudyProfile) -> list[ModelSpec]:
-    """Every model of the profile, in training order (encoders before their universal decoders)."""
-    specs: dict[str, ModelSpec] = {}
-
-    def add(spec: ModelSpec) -> None:
-        old = specs.get(spec.model_id)
-        if old is None:
-            specs[spec.model_id] = spec
-        else:
-            merged = old.curves + tuple(c for c in spec.curves if c not in old.curves)
-            specs[spec.model_id] = replace(old, curves=merged)
-
-    for rate in profile.rates:
-        for c in profile.rdc_lambdas:
-            obj = Objective(c, 0.0)
-            mid = _e2e_id(rate, obj)
-            add(ModelSpec(mid, "end-to-end", rate, (obj,), mid, ("classification",)))
-        if rate in profile.rdp_rates:
-            for p in profile.rdp_lambdas:
-                obj = Objective(0.0, p)
-                mid = _e2e_id(rate, obj)
-                add(ModelSpec(mid, "end-to-end", rate, (obj,), mid, ("perception",)))
-    ur = profile.universal_rate
-
-    def add_universal(encoder_id: str, objectives: list[Objective], curve: str) -> None:
-        for obj in objectives:
-            add(
-                ModelSpec(
-                    f"uni-{encoder_id}--{obj.tag}", "universal", ur, (obj,), encoder_id, (curve,)
-                )
-            )
-
-    rdc_objs = [Objective(c, 0.0) for c in profile.universal_rdc_lambdas]
-    rdp_objs = [Objective(0.0, p) for p in profile.universal_rdp_lambdas]
-    add_universal(
-        _e2e_id(ur, Objective(profile.universal_rdc_encoder, 0.0)), rdc_objs, "classification"
-    )
-    if rdp_objs and ur in profile.rdp_rates:
-        add_universal(
-            _e2e_id(ur, Objective(0.0, profile.universal_rdp_encoder)), rdp_objs, "perception"
-        )
-    if profile.shared_objectives:
-        heads = tuple(Objective(c, p) for c, p in profile.shared_objectives)
-        sid = f"shared-{_rate_tag(ur)}-" + "+".join(o.tag for o in heads)
-        add(ModelSpec(sid, "shared", ur, heads, sid, ()))
-        add_universal(sid, rdc_objs, "classification")
-        if any(o.lambda_p > 0 for o in heads):
-            add_universal(sid, rdp_objs, "perception")
-    return list(specs.values())
-
-
-# ---------------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """One decoder on one curve, measured on the test split."""
-
-    mode: str  # "end-to-end" | "universal"
-    objective: str  # "classification" | "perception"
-    rate_bits: float
-    latent_dim: int
-    levels: int
-    lambda_c: float
-    lambda_p: float
-    mse: float
-    ce: float
-    accuracy: float
-    w1: float
-    entropy_bits: float
-    stored_bits_per_image: float
-    encoder: str
-    model: str
-    decoder: str
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Penalty:
-    """Distortion penalty of the universal decoders on one frozen encoder, against end to end.
-
-    ``endpoint``: the lowest MSE any universal decoder reaches vs the end-to-end MSE-only model
-    (the anchor's ~10%). ``max_gap``: the largest relative MSE gap at equal CE (or W1), the
-    end-to-end curve linearly interpolated, over the range both cover (None when they do not meet).
-    """
-
-    objective: str
-    encoder: str
-    e2e_mse_only: float
-    universal_best_mse: float
-    endpoint: float
-    max_gap: float | None
-    max_gap_at: float | None
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
-@dataclass
-class StudyResult:
-    """Everything a study run measured."""
-
-    profile: StudyProfile
-    rows: list[ResultRow] = field(default_factory=list)
-    penalties: list[Penalty] = field(default_factory=list)
-    classifier: dict[str, float] = field(default_factory=dict)
-    shared_heads: list[dict[str, object]] = field(default_factory=list)
-    samples: dict[str, np.ndarray] = field(default_factory=dict)
-    originals: np.ndarray | None = None
-    meta: dict[str, object] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, object]:
-        """The results.json document."""
-        return {
-            "rows": [r.to_dict() for r in self.rows],
-            "penalties": [p.to_dict() for p in self.penalties],
-            "classifier": self.classifier,
-            "shared_encoder_heads": self.shared_heads,
-            "profile": self.profile.to_dict(),
-            "meta": self.meta,
-        }
-
-
-def _metric(row: ResultRow, objective: str) -> float:
-    return row.ce if objective == "classification" else row.w1
-
-
-def compute_penalties(rows: list[ResultRow], rate_bits: float) -> list[Penalty]:
-    """Penalties of every universal encoder at ``rate_bits``, for both objectives."""
-    out: list[Penalty] = []
-    for objective in ("classification", "perception"):
-        at_rate = [
-            r for r in rows if r.objective == objective and abs(r.rate_bits - rate_bits) < 1e-9
-        ]
-        e2e = sorted(
-            (r for r in at_rate if r.mode == "end-to-end"), key=lambda r: _metric(r, objective)
-        )
-        mse_only = [r for r in e2e if r.lambda_c == 0 and r.lambda_p == 0]
-        if not mse_only:
-            continue
-        xs = np.array([_metric(r, objective) for r in e2e])
-        ys = np.array([r.mse for r in e2e])
-        for enc in sorted({r.encoder for r in at_rate if r.mode == "universal"}):
-            uni = [r for r in at_rate if r.mode == "universal" and r.encoder == enc]
-            best = min(r.mse for r in uni)
-            gap, gap_at = None, None
-            for r in uni:
-                m = _metric(r, objective)
-                if len(xs) >= 2 and xs[0] <= m <= xs[-1]:
-                    ref = float(np.interp(m, xs, ys))
-                    g = (r.mse - ref) / ref
-                    if gap is None or g > gap:
-                        gap, gap_at = g, m
-            out.append(
-                Penalty(
-                    objective=objective,
-                    encoder=enc,
-                    e2e_mse_only=mse_only[0].mse,
-                    universal_best_mse=best,
-                    endpoint=(best - mse_only[0].mse) / mse_only[0].mse,
-                    max_gap=gap,
-                    max_gap_at=gap_at,
-                )
-            )
-    return out
-
-
-# ----------------------------------------------------------------------------------------- driver
 
 
 def _write_json_atomic(path: Path, doc: dict[str, object]) -> None:
@@ -533,6 +176,7 @@ class _StudyRun:
             "bitstream": "urdc v1: 24-byte header + one mixed-radix integer of ceil(N d log2 L) bits",
         }
         self.classifier = Classifier().to(dev)
+        self.classifier_config: dict[str, object] = {}
         self.encoders: dict[str, Encoder] = {}
         self.bitstreams: dict[str, tuple[tuple[bytes, BitstreamSize], bytes]] = {}
         self.samples: dict[str, np.ndarray] = {}
@@ -549,7 +193,7 @@ class _StudyRun:
     def train_classifier(self, bar: Callable[[str, int], Callable[[], None]]) -> None:
         """Train (or reload) the frozen classifier and record its test scores."""
         prof = self.profile
-        cfg = {
+        self.classifier_config = cfg = {
             "kind": "classifier",
             "epochs": prof.classifier_epochs,
             "seed": self.seed,
@@ -574,7 +218,7 @@ class _StudyRun:
         self.say(f"classifier: test accuracy {acc:.4f}, CE {ce:.4f} nats")
 
     def evaluate(
-        self, spec: ModelSpec, decoder: nn.Module, q: DitheredQuantizer
+        self, spec: ModelSpec, decoder: nn.Module, q: DitheredQuantizer, config: dict[str, object]
     ) -> dict[str, float]:
         """Test metrics of one decoder through the real bitstream (cached next to its weights)."""
         directory = self.models_dir / spec.model_id
@@ -583,10 +227,11 @@ class _StudyRun:
             "w1_steps": self.profile.w1_steps,
             "seed": self.seed,
             "dither_seed": self.dither_seed,
+            "model": config,
         }
         if cached.is_file() and (directory / "samples.npy").is_file():
             doc = json.loads(cached.read_text())
-            if doc.get("eval") == eval_cfg:
+            if doc.get("eval") == json.loads(json.dumps(eval_cfg)):
                 self.samples[spec.model_id] = np.load(directory / "samples.npy")
                 return doc["metrics"]
         if spec.encoder_id not in self.bitstreams:
@@ -662,7 +307,7 @@ class _StudyRun:
             "train": self.train_cfg.to_dict(),
             "seed": seed,
             "data": self.data_note,
-            "classifier": "../classifier",
+            "classifier": self.classifier_config,
         }
         torch.manual_seed(seed)
         steps = self.profile.epochs * self.train_cfg.steps_per_epoch(int(self.x_tr.shape[0]))
@@ -721,7 +366,7 @@ class _StudyRun:
                     f"{spec.model_id} head {h.objective.tag}: MSE {mse:.4f} CE {ce:.3f} acc {acc:.3f}"
                 )
             return
-        self.add_rows(spec, net, self.evaluate(spec, heads[0].decoder, q))
+        self.add_rows(spec, net, self.evaluate(spec, heads[0].decoder, q, config))
 
 
 def run_study(

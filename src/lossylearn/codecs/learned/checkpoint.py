@@ -133,7 +133,9 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path, *, overwrite: bool
     payload = {
         f"rung{i}": {
             "state_dict": {k: v.detach().cpu() for k, v in r.model.state_dict().items()},
-            "entropy": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in r.entropy.arrays().items()},
+            "entropy": {
+                k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in r.entropy.arrays().items()
+            },
         }
         for i, r in enumerate(checkpoint.rungs)
     }

@@ -58,7 +58,9 @@ class LearnedCodec:
 
     def __init__(self, checkpoint: str | Path) -> None:
         if checkpoint is None:
-            raise CodecError("the learned codec needs checkpoint=PATH (train one with 'codec train')")
+            raise CodecError(
+                "the learned codec needs checkpoint=PATH (train one with 'codec train')"
+            )
         self.path = Path(checkpoint)
         self.checkpoint = load_checkpoint(self.path)
         self.fingerprint = checkpoint_fingerprint(self.path)
@@ -176,7 +178,11 @@ class LearnedCodec:
             )
         if zlib.crc32(payload) != crc:
             raise CodecError(".llc file is corrupt (payload CRC-32 mismatch)")
-        return payload, check_quality(q, self.qualities, self.name), check_shape((h, w, c), self.name)
+        return (
+            payload,
+            check_quality(q, self.qualities, self.name),
+            check_shape((h, w, c), self.name),
+        )
 
     def decode_container(self, data: bytes) -> np.ndarray:
         payload, q, shape = self.read_container(data)

@@ -10,7 +10,7 @@ in its manifest; see ``codec.py`` for the standalone container):
   index (ascending), each group with its table; the decoder recomputes the indexes from the decoded
   ``z`` with the integer hyper-synthesis;
 * escaped values: a direction bit, the bit length ``n`` of the excess (6 bits), then its ``n - 1``
-  low bits in chunks of at most 16, all with uniform models.
+  low bits (in chunks of at most 16), all with uniform models: ``7 + n - 1`` bits.
 
 Keeping tiny streams tiny: constriction emits whole 32-bit words and its seal emits the word that
 holds the smallest multiple of 2^32 in the final interval. Here the words are written big-endian and
@@ -61,7 +61,7 @@ __all__ = ["CompressionModel", "EntropyParameters", "TableCoder"]
 _LEN_MODEL = constriction.stream.model.Uniform(64)
 _DIR_MODEL = constriction.stream.model.Uniform(2)
 _CHUNK = 16
-_CHUNK_MODEL = constriction.stream.model.Uniform(1 << _CHUNK)
+_CHUNK_MODELS = {k: constriction.stream.model.Uniform(1 << k) for k in range(1, _CHUNK + 1)}
 _MAX_EXCESS_BITS = 40
 
 
@@ -131,7 +131,11 @@ class TableCoder:
             enc.encode(sym[ids == t], self._model(int(t)))
         for i in np.flatnonzero(escaped):
             below = values[i] < offsets[i]
-            excess = int(offsets[i] - values[i]) if below else int(values[i] - offsets[i] - lengths[i] + 1)
+            excess = (
+                int(offsets[i] - values[i])
+                if below
+                else int(values[i] - offsets[i] - lengths[i] + 1)
+            )
             n = excess.bit_length()
             if n > _MAX_EXCESS_BITS:
                 raise CodecError(f"latent value {int(values[i])} is too large to code")
@@ -141,11 +145,18 @@ class TableCoder:
             while rest > 0:
                 size = min(_CHUNK, rest)
                 rest -= size
-                chunk = (excess >> rest) & ((1 << size) - 1)
-                enc.encode(chunk << (_CHUNK - size), _CHUNK_MODEL)
+                enc.encode((excess >> rest) & ((1 << size) - 1), _CHUNK_MODELS[size])
 
     def decode(self, dec: Any, ids: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`encode` for the same ``ids``."""
+        """Inverse of :meth:`encode` for the same ``ids``; CodecError on an invalid stream."""
+        try:
+            return self._decode(dec, ids)
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
+            if isinstance(err, CodecError):
+                raise
+            raise CodecError(f"corrupt learned-codec payload ({err})") from None
+
+    def _decode(self, dec: Any, ids: np.ndarray) -> np.ndarray:
         sym = np.empty(ids.shape, dtype=np.int64)
         for t in np.unique(ids):
             where = ids == t
@@ -161,8 +172,7 @@ class TableCoder:
             while rest > 0:
                 size = min(_CHUNK, rest)
                 rest -= size
-                chunk = int(dec.decode(_CHUNK_MODEL)) >> (_CHUNK - size)
-                excess = (excess << size) | chunk
+                excess = (excess << size) | int(dec.decode(_CHUNK_MODELS[size]))
             values[i] = offsets[i] + lengths[i] - 1 + excess if above else offsets[i] - excess
         return values
 
@@ -173,7 +183,11 @@ class TableCoder:
         total = float(bits[~esc].sum())
         if esc.any():
             t = ids[esc]
-            total += float((self.tables.precision - np.log2(self.tables.freqs[t, self.tables.lengths[t]])).sum())
+            total += float(
+                (
+                    self.tables.precision - np.log2(self.tables.freqs[t, self.tables.lengths[t]])
+                ).sum()
+            )
             off, ln, v = self.tables.offsets[t], self.tables.lengths[t], values[esc]
             excess = np.where(v < off, off - v, v - off - ln + 1)
             total += float((1 + 6 + np.floor(np.log2(excess))).sum())
@@ -301,7 +315,9 @@ class CompressionModel:
 
     # -- shapes --------------------------------------------------------------------------------
 
-    def latent_shapes(self, height: int, width: int) -> tuple[tuple[int, int, int], tuple[int, int, int] | None]:
+    def latent_shapes(
+        self, height: int, width: int
+    ) -> tuple[tuple[int, int, int], tuple[int, int, int] | None]:
         """Shapes of (first coded latent, second coded latent) for an image of this size."""
         s = self.config.stride
         hp, wp = -(-height // s) * s, -(-width // s) * s
@@ -399,7 +415,9 @@ class CompressionModel:
             shorter = _round_up(full, n - 1)
             ok = shorter is None or not self._decodes_to(shorter, lat)
         if not ok:
-            raise CodecError("corrupt or truncated learned-codec payload (it is not a valid stream)")
+            raise CodecError(
+                "corrupt or truncated learned-codec payload (it is not a valid stream)"
+            )
 
     @torch.no_grad()
     def decompress(self, payloads: Sequence[bytes], shape: tuple[int, int, int]) -> np.ndarray:
@@ -419,7 +437,9 @@ class CompressionModel:
                 assert lat.y is not None
                 ys[i] = lat.y.reshape(y_shape)
             else:
-                ys[i] = lat.z.reshape(y_shape) + self.params.z_medians.astype(np.float64)[:, None, None]
+                ys[i] = (
+                    lat.z.reshape(y_shape) + self.params.z_medians.astype(np.float64)[:, None, None]
+                )
         return self._synthesize(torch.from_numpy(ys), h, w)
 
     def _synthesize(self, y_hat: torch.Tensor, h: int, w: int) -> np.ndarray:

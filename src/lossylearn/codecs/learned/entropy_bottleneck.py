@@ -21,7 +21,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lossylearn.codecs.learned.gdn import lower_bound
-from lossylearn.codecs.learned.tables import PRECISION, CategoricalTables, quantize_pmf, stack_tables
+from lossylearn.codecs.learned.tables import (
+    PRECISION,
+    CategoricalTables,
+    quantize_pmf,
+    stack_tables,
+)
 
 __all__ = ["EntropyBottleneck", "LIKELIHOOD_BOUND", "ste_round", "uniform_noise"]
 
@@ -119,6 +124,36 @@ class EntropyBottleneck(nn.Module):
         y_hat = ste_round(y, med)
         y_rate = y + uniform_noise(y, generator) if self.training else y_hat
         return y_hat, self.likelihood(y_rate)
+
+    @torch.no_grad()
+    def solve_quantiles(self, iterations: int = 80) -> float:
+        """Set the quantiles to the exact solutions of F_c(q) = tail/2, 1/2, 1 - tail/2.
+
+        Each logit is strictly increasing in x (positive matrices; ``x + tanh(f) tanh(x)`` with
+        ``|tanh f| < 1``), so bisection in float64 finds them; returns the remaining aux loss.
+        """
+        targets = self.quantile_targets.double()
+        c = self.channels
+        solved = torch.empty(c, 1, 3, dtype=torch.float64)
+        for j in range(3):
+            t = targets[j]
+            lo = torch.full((c, 1, 1), -1.0, dtype=torch.float64)
+            hi = torch.full((c, 1, 1), 1.0, dtype=torch.float64)
+            for _ in range(64):
+                low_ok = self._logits_cumulative(lo) <= t
+                high_ok = self._logits_cumulative(hi) >= t
+                if bool(low_ok.all() and high_ok.all()):
+                    break
+                lo = torch.where(low_ok, lo, lo * 2.0)
+                hi = torch.where(high_ok, hi, hi * 2.0)
+            for _ in range(iterations):
+                mid = 0.5 * (lo + hi)
+                above = self._logits_cumulative(mid) > t
+                hi = torch.where(above, mid, hi)
+                lo = torch.where(above, lo, mid)
+            solved[:, :, j] = (0.5 * (lo + hi)).view(c, 1)
+        self.quantiles.copy_(solved.to(self.quantiles.dtype))
+        return float(self.aux_loss().item())
 
     # -- integer tables ----------------------------------------------------------------------
 

@@ -22,7 +22,12 @@ from lossylearn.codecs.learned.entropy_bottleneck import (
     uniform_noise,
 )
 from lossylearn.codecs.learned.gdn import lower_bound
-from lossylearn.codecs.learned.tables import PRECISION, CategoricalTables, quantize_pmf, stack_tables
+from lossylearn.codecs.learned.tables import (
+    PRECISION,
+    CategoricalTables,
+    quantize_pmf,
+    stack_tables,
+)
 
 __all__ = ["GaussianConditional", "scale_indexes", "scale_table"]
 
@@ -66,9 +71,7 @@ class GaussianConditional(nn.Module):
         y_rate = y + uniform_noise(y, generator) if self.training else y_hat
         return y_hat, self.likelihood(y_rate, scales)
 
-    def build_tables(
-        self, table: np.ndarray, precision: int = PRECISION
-    ) -> CategoricalTables:
+    def build_tables(self, table: np.ndarray, precision: int = PRECISION) -> CategoricalTables:
         """One integer table per scale of ``table``, covering +-(tail quantile) around zero."""
         z = -float(ndtri(self.tail_mass / 2.0))
         rows: list[np.ndarray] = []

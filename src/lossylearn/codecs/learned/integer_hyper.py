@@ -71,7 +71,9 @@ class IntegerHyperSynthesis:
         self.frac_bits = int(frac_bits)
 
     @classmethod
-    def from_sequential(cls, seq: nn.Sequential, frac_bits: int = FRAC_BITS) -> IntegerHyperSynthesis:
+    def from_sequential(
+        cls, seq: nn.Sequential, frac_bits: int = FRAC_BITS
+    ) -> IntegerHyperSynthesis:
         """Freeze a trained float ``h_s`` (weights are read in float64 and rounded once)."""
         one = float(1 << frac_bits)
         layers: list[IntegerLayer] = []
@@ -111,7 +113,9 @@ class IntegerHyperSynthesis:
         a = np.asarray(x, dtype=np.int64)
         half = np.int64(1 << (self.frac_bits - 1))
         for layer in self.layers:
-            bound = int(np.abs(a).max(initial=0)) * int(np.abs(layer.weight).sum(axis=(1, 2, 3)).max())
+            bound = int(np.abs(a).max(initial=0)) * int(
+                np.abs(layer.weight).sum(axis=(1, 2, 3)).max()
+            )
             if bound + int(np.abs(layer.bias).max(initial=0)) >= _LIMIT:
                 raise CodecError("hyper-synthesis overflowed its integer range (corrupt latents?)")
             if layer.transposed:

@@ -67,9 +67,10 @@ class ModelConfig:
             raise CodecError("in_channels, channels, latent_channels, downsamples must be >= 1")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise CodecError(f"kernel_size must be odd, got {self.kernel_size}")
-        if self.architecture == "hyperprior" and min(
-            self.hyper_channels, self.hyper_downsamples
-        ) < 1:
+        if (
+            self.architecture == "hyperprior"
+            and min(self.hyper_channels, self.hyper_downsamples) < 1
+        ):
             raise CodecError("a hyperprior needs hyper_channels >= 1 and hyper_downsamples >= 1")
         object.__setattr__(self, "eb_filters", tuple(int(f) for f in self.eb_filters))
 
@@ -92,9 +93,7 @@ class ModelConfig:
             raise CodecError(f"model config has unknown keys: {', '.join(sorted(unknown))}")
         missing = {"architecture", "in_channels", "channels", "latent_channels", "downsamples"}
         if missing - set(data):
-            raise CodecError(
-                f"model config lacks keys: {', '.join(sorted(missing - set(data)))}"
-            )
+            raise CodecError(f"model config lacks keys: {', '.join(sorted(missing - set(data)))}")
         return cls(**{**data, "eb_filters": tuple(data.get("eb_filters", (3, 3, 3)))})
 
 
@@ -102,12 +101,16 @@ PRESETS: dict[str, dict[str, ModelConfig]] = {
     # 28x28 grayscale (MNIST): 28 -> padded 32 -> 4x4 latents (stride 8); hyper latents 2x2.
     "mnist": {
         "factorized": ModelConfig("factorized", 1, 48, 32, 3),
-        "hyperprior": ModelConfig("hyperprior", 1, 48, 32, 3, hyper_channels=32, hyper_downsamples=1),
+        "hyperprior": ModelConfig(
+            "hyperprior", 1, 48, 32, 3, hyper_channels=32, hyper_downsamples=1
+        ),
     },
     # 64x64 RGB (CelebA crops): 4x4 latents (stride 16); hyper latents 1x1.
     "rgb64": {
         "factorized": ModelConfig("factorized", 3, 96, 128, 4),
-        "hyperprior": ModelConfig("hyperprior", 3, 96, 128, 4, hyper_channels=96, hyper_downsamples=2),
+        "hyperprior": ModelConfig(
+            "hyperprior", 3, 96, 128, 4, hyper_channels=96, hyper_downsamples=2
+        ),
     },
 }
 

@@ -2,8 +2,9 @@
 
 Loss per batch: ``lmbda * D + bpp`` with ``D`` the MSE or MAE on the 0-255 scale (between the input
 and the reconstruction from rounded latents) and ``bpp`` the estimated bits per pixel (noisy
-latents). A second Adam fits the entropy bottleneck's quantiles (the aux loss) at every step, and
-again on its own after the last epoch; then the integer tables are built (the CDF update).
+latents). A second Adam fits the entropy bottleneck's quantiles (the aux loss) at every step; after the last
+epoch the quantiles are solved exactly (bisection on the monotone CDFs) and the integer tables are
+built (the CDF update).
 
 Matching a target (LCoN: MSE = sigma^2 for Gaussian noise, MAE = b for Laplace noise): start from
 the lambda of the Gaussian/Laplacian high-rate relation ``D = 1 / (2 ln2 lmbda)`` (MSE) or
@@ -27,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lossylearn.codecs.learned.checkpoint import DISTORTIONS, Checkpoint, Rung
 from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
-from lossylearn.codecs.learned.models import ModelConfig, build_model
+from lossylearn.codecs.learned.models import ModelConfig, build_model, preset_config
 from lossylearn.codecs.metrics import image_distortion
 from lossylearn.errors import CodecError
 
@@ -56,8 +57,6 @@ class TrainConfig:
     final_lr_fraction: float = 0.2
     """The last fraction of steps runs at lr / 10."""
     grad_clip: float = 1.0
-    quantile_steps: int = 3000
-    """Aux-only steps after training that settle the quantiles before the tables are built."""
     seed: int = 0
     device: str = "auto"
     max_steps: int | None = None
@@ -66,7 +65,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.distortion not in DISTORTIONS:
-            raise CodecError(f"unknown distortion {self.distortion!r}; known: {', '.join(DISTORTIONS)}")
+            raise CodecError(
+                f"unknown distortion {self.distortion!r}; known: {', '.join(DISTORTIONS)}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise CodecError("epochs and batch size must be at least 1")
         if not (self.lr > 0 and self.aux_lr > 0):
@@ -104,7 +105,12 @@ def _device(name: str) -> torch.device:
 
 def _check_images(images: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     arr = np.asarray(images)
-    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[0] < 1 or arr.shape[-1] != cfg.in_channels:
+    if (
+        arr.dtype != np.uint8
+        or arr.ndim != 4
+        or arr.shape[0] < 1
+        or arr.shape[-1] != cfg.in_channels
+    ):
         raise CodecError(
             f"training needs uint8 images (N, H, W, {cfg.in_channels}), got {arr.dtype} {arr.shape}"
         )
@@ -135,20 +141,6 @@ def measure(rung: Rung, images: np.ndarray, *, batch: int = 512) -> RungMetrics:
         psnr=float(psnr_from_mse(mse_a).mean()),
         n_images=len(images),
     )
-
-
-def _fit_quantiles(model: torch.nn.Module, steps: int, lr: float) -> float:
-    eb = model.entropy_bottleneck
-    opt = torch.optim.Adam([eb.quantiles], lr=lr)
-    loss = eb.aux_loss()
-    for _ in range(steps):
-        if loss.item() < 1e-3 * eb.channels:
-            break
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        loss = eb.aux_loss()
-    return float(loss.item())
 
 
 def train_rung(
@@ -236,7 +228,9 @@ def train_rung(
                 count += 1
                 step += 1
                 progress.update(
-                    task, advance=1, status=f"bpp {bpp.item():.3f} {config.distortion} {dist.item():.1f}"
+                    task,
+                    advance=1,
+                    status=f"bpp {bpp.item():.3f} {config.distortion} {dist.item():.1f}",
                 )
             mean = sums / max(count, 1)
             history.append(
@@ -251,7 +245,7 @@ def train_rung(
                 }
             )
     model.cpu().eval()
-    aux_final = _fit_quantiles(model, config.quantile_steps, config.aux_lr * 10)
+    aux_final = model.entropy_bottleneck.solve_quantiles()
     entropy = EntropyParameters.build(model)
     seconds = time.perf_counter() - start
     info = {
@@ -388,7 +382,11 @@ def fit_target(
     if not message:
         message = (
             f"lambda {lam_b:.4g} gives held-out {kind.upper()} {d_b:.4g} for target {target:g}"
-            + ("" if reached else f" (outside the {tolerance:.0%} tolerance after {len(tried)} rounds)")
+            + (
+                ""
+                if reached
+                else f" (outside the {tolerance:.0%} tolerance after {len(tried)} rounds)"
+            )
         )
     return TargetFit(rungs, best, target, kind, reached, tolerance, trace, message)
 
@@ -422,8 +420,8 @@ def _next_lambda(
 def train_codec(
     images: np.ndarray,
     *,
-    model_config: ModelConfig,
     config: TrainConfig,
+    model_config: ModelConfig | None = None,
     lmbdas: Sequence[float] | None = None,
     target: float | None = None,
     validation_fraction: float = 0.1,
@@ -436,7 +434,12 @@ def train_codec(
 
     Give exactly one of ``lmbdas`` or ``target``. For a target, ``validation_fraction`` of the images
     (a seeded random subset) are held out to measure the distortion; the rest train the models.
+    Without ``model_config`` the factorized ``mnist`` preset serves grey images, ``rgb64`` colour.
+    Save the result with :func:`~lossylearn.codecs.learned.checkpoint.save_checkpoint`.
     """
+    if model_config is None:
+        channels = np.asarray(images).shape[-1] if np.asarray(images).ndim == 4 else 0
+        model_config = preset_config("mnist" if channels == 1 else "rgb64", "factorized")
     images = _check_images(images, model_config)
     if (lmbdas is None) == (target is None):
         raise CodecError("give either lambdas or a target distortion, not both or neither")

@@ -1,0 +1,255 @@
+"""Study profiles (grids and budgets) and the plan of models each one trains."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from lossylearn.errors import LossylearnError
+from lossylearn.urdc.models import DECODER_KINDS
+from lossylearn.urdc.train import Objective
+
+__all__ = [
+    "PROFILES",
+    "ModelSpec",
+    "Rate",
+    "StudyProfile",
+    "get_profile",
+    "override_profile",
+    "plan_models",
+]
+
+Rate = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class StudyProfile:
+    """Grids and budgets of one study run."""
+
+    name: str
+    rates: tuple[Rate, ...]
+    rdc_lambdas: tuple[float, ...]
+    rdp_rates: tuple[Rate, ...]
+    rdp_lambdas: tuple[float, ...]
+    universal_rate: Rate
+    universal_rdc_encoder: float
+    universal_rdc_lambdas: tuple[float, ...]
+    universal_rdp_encoder: float
+    universal_rdp_lambdas: tuple[float, ...]
+    shared_objectives: tuple[tuple[float, float], ...]
+    epochs: int
+    classifier_epochs: int
+    w1_steps: int
+    decoder: str
+    limit: int | None = None
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODER_KINDS:
+            raise LossylearnError(
+                f"unknown decoder {self.decoder!r}; known decoders: {', '.join(DECODER_KINDS)}"
+            )
+        if self.universal_rate not in self.rates:
+            raise LossylearnError("the universal rate must be one of the profile's rates")
+        if self.universal_rdc_encoder not in self.rdc_lambdas:
+            raise LossylearnError("the universal RDC encoder's lambda_c must be in rdc_lambdas")
+        if self.universal_rdp_lambdas and self.universal_rdp_encoder not in self.rdp_lambdas:
+            raise LossylearnError("the universal RDP encoder's lambda_p must be in rdp_lambdas")
+        if self.epochs < 1 or self.classifier_epochs < 1 or self.w1_steps < 1:
+            raise LossylearnError(
+                "epochs, classifier epochs and W1 critic steps must be at least 1"
+            )
+        if self.limit is not None and self.limit < 20:
+            raise LossylearnError(f"limit must be at least 20 images, got {self.limit}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+PROFILES: dict[str, StudyProfile] = {
+    "quick": StudyProfile(
+        name="quick",
+        rates=((3, 3),),
+        rdc_lambdas=(0.0, 0.015),
+        rdp_rates=((3, 3),),
+        rdp_lambdas=(0.0, 0.015),
+        universal_rate=(3, 3),
+        universal_rdc_encoder=0.015,
+        universal_rdc_lambdas=(0.0, 0.015),
+        universal_rdp_encoder=0.015,
+        universal_rdp_lambdas=(0.0, 0.015),
+        shared_objectives=((0.0, 0.0), (0.015, 0.0)),
+        epochs=4,
+        classifier_epochs=3,
+        w1_steps=100,
+        decoder="mlp",
+        limit=2000,
+    ),
+    "paper": StudyProfile(
+        name="paper",
+        rates=((3, 3), (3, 4), (4, 4)),
+        rdc_lambdas=(0.0, 0.001, 0.0025, 0.004, 0.0066, 0.01, 0.015),
+        rdp_rates=((3, 3), (3, 4), (4, 4)),
+        rdp_lambdas=(0.0, 0.0025, 0.005, 0.01, 0.015),
+        universal_rate=(3, 3),
+        universal_rdc_encoder=0.015,
+        universal_rdc_lambdas=(0.0, 0.001, 0.0025, 0.004, 0.0066, 0.01, 0.015),
+        universal_rdp_encoder=0.015,
+        universal_rdp_lambdas=(0.0, 0.0025, 0.005, 0.01, 0.015),
+        shared_objectives=((0.0, 0.0), (0.015, 0.0)),
+        epochs=30,
+        classifier_epochs=10,
+        w1_steps=1000,
+        decoder="conv",
+        limit=None,
+    ),
+}
+
+
+def get_profile(name: str) -> StudyProfile:
+    """The named profile; unknown names raise a LossylearnError listing the known ones."""
+    if name not in PROFILES:
+        raise LossylearnError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def _parse_floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise LossylearnError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise LossylearnError(f"{what} must be >= 0, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
+def _parse_rates(text: str) -> tuple[Rate, ...]:
+    rates = []
+    for tok in text.replace(" ", "").split(","):
+        d, sep, levels = tok.partition("x")
+        if not (sep and d.isdigit() and levels.isdigit()) or int(d) < 1 or int(levels) < 2:
+            raise LossylearnError(f"rates must look like 3x3,3x4 (d x L), got {text!r}")
+        rates.append((int(d), int(levels)))
+    return tuple(dict.fromkeys(rates))
+
+
+def override_profile(
+    profile: StudyProfile,
+    *,
+    epochs: int | None = None,
+    limit: int | None = None,
+    w1_steps: int | None = None,
+    decoder: str | None = None,
+    rates: str | None = None,
+    rdc_lambdas: str | None = None,
+    rdp_lambdas: str | None = None,
+) -> StudyProfile:
+    """A copy of ``profile`` with budgets or grids replaced (the CLI's overrides).
+
+    ``rates`` ("3x3,3x4") sets the end-to-end rates of both curves; ``rdc_lambdas`` / ``rdp_lambdas``
+    ("0,0.0066,0.015"; "" for none) set the end-to-end and universal grids, and the universal encoder
+    becomes the grid's largest lambda.
+    """
+    changes: dict[str, object] = {}
+    if epochs is not None:
+        changes["epochs"] = epochs
+        changes["classifier_epochs"] = min(profile.classifier_epochs, epochs)
+    if limit is not None:
+        changes["limit"] = limit
+    if w1_steps is not None:
+        changes["w1_steps"] = w1_steps
+    if decoder is not None:
+        changes["decoder"] = decoder
+    if rates is not None:
+        parsed = _parse_rates(rates)
+        changes["rates"] = parsed
+        changes["rdp_rates"] = parsed
+        changes["universal_rate"] = (
+            profile.universal_rate if profile.universal_rate in parsed else parsed[0]
+        )
+    if rdc_lambdas is not None:
+        lam = _parse_floats(rdc_lambdas, "rdc lambdas")
+        if not lam:
+            raise LossylearnError("the classification grid needs at least one lambda_c")
+        changes.update(rdc_lambdas=lam, universal_rdc_lambdas=lam, universal_rdc_encoder=max(lam))
+        changes["shared_objectives"] = tuple(sorted({(0.0, 0.0), (max(lam), 0.0)}))
+    if rdp_lambdas is not None:
+        lam = _parse_floats(rdp_lambdas, "rdp lambdas")
+        changes.update(
+            rdp_lambdas=lam, universal_rdp_lambdas=lam, universal_rdp_encoder=max(lam, default=0.0)
+        )
+    return replace(profile, **changes)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to train: an end-to-end codec, a shared encoder with heads, or a universal decoder."""
+
+    model_id: str
+    kind: str  # "end-to-end" | "shared" | "universal"
+    rate: Rate
+    objectives: tuple[Objective, ...]
+    encoder_id: str  # itself for end-to-end / shared
+    curves: tuple[str, ...] = ()  # "classification" and/or "perception": where its rows go
+
+
+def _rate_tag(rate: Rate) -> str:
+    return f"{rate[0]}x{rate[1]}"
+
+
+def _e2e_id(rate: Rate, obj: Objective) -> str:
+    return f"e2e-{_rate_tag(rate)}-{obj.tag}"
+
+
+def plan_models(profile: StudyProfile) -> list[ModelSpec]:
+    """Every model of the profile, in training order (encoders before their universal decoders)."""
+    specs: dict[str, ModelSpec] = {}
+
+    def add(spec: ModelSpec) -> None:
+        old = specs.get(spec.model_id)
+        if old is None:
+            specs[spec.model_id] = spec
+        else:
+            merged = old.curves + tuple(c for c in spec.curves if c not in old.curves)
+            specs[spec.model_id] = replace(old, curves=merged)
+
+    for rate in profile.rates:
+        for c in profile.rdc_lambdas:
+            obj = Objective(c, 0.0)
+            mid = _e2e_id(rate, obj)
+            add(ModelSpec(mid, "end-to-end", rate, (obj,), mid, ("classification",)))
+        if rate in profile.rdp_rates:
+            for p in profile.rdp_lambdas:
+                obj = Objective(0.0, p)
+                mid = _e2e_id(rate, obj)
+                add(ModelSpec(mid, "end-to-end", rate, (obj,), mid, ("perception",)))
+    ur = profile.universal_rate
+
+    def add_universal(encoder_id: str, objectives: list[Objective], curve: str) -> None:
+        for obj in objectives:
+            add(
+                ModelSpec(
+                    f"uni-{encoder_id}--{obj.tag}", "universal", ur, (obj,), encoder_id, (curve,)
+                )
+            )
+
+    rdc_objs = [Objective(c, 0.0) for c in profile.universal_rdc_lambdas]
+    rdp_objs = [Objective(0.0, p) for p in profile.universal_rdp_lambdas]
+    add_universal(
+        _e2e_id(ur, Objective(profile.universal_rdc_encoder, 0.0)), rdc_objs, "classification"
+    )
+    if rdp_objs and ur in profile.rdp_rates:
+        add_universal(
+            _e2e_id(ur, Objective(0.0, profile.universal_rdp_encoder)), rdp_objs, "perception"
+        )
+    if profile.shared_objectives:
+        heads = tuple(Objective(c, p) for c, p in profile.shared_objectives)
+        sid = f"shared-{_rate_tag(ur)}-" + "+".join(o.tag for o in heads)
+        add(ModelSpec(sid, "shared", ur, heads, sid, ()))
+        add_universal(sid, rdc_objs, "classification")
+        if any(o.lambda_p > 0 for o in heads):
+            add_universal(sid, rdp_objs, "perception")
+    return list(specs.values())
