@@ -132,12 +132,39 @@ def test_truncated_and_corrupted_payloads_raise_codec_error(codec: LearnedCodec)
     assert caught >= 0.75 * len(payloads)
 
 
+def test_check_bits_cost_their_bits_and_catch_damage() -> None:
+    path = tiny_checkpoint("factorized")
+    plain, checked = LearnedCodec(path), LearnedCodec(path, check_bits=8)
+    _, test = mnist()
+    shape = (28, 28, 1)
+    a, b = plain.encode_batch(test, 1), checked.encode_batch(test, 1)
+    assert np.array_equal(checked.decode_batch(b, 1, shape), plain.decode_batch(a, 1, shape))
+    extra = 8 * (sum(map(len, b)) - sum(map(len, a))) / len(test)
+    assert 5.0 < extra < 11.0  # about 8 bits per image, not whole words
+    rng = np.random.default_rng(2)
+    damaged = [p[: len(p) - 1 - int(rng.integers(3))] for p in b]
+    for p in b:
+        bad = bytearray(p)
+        bad[int(rng.integers(len(bad)))] ^= 1 << int(rng.integers(8))
+        damaged.append(bytes(bad))
+    caught = 0
+    for p in damaged:
+        try:
+            checked.decode(p, 1, shape)
+        except CodecError:
+            caught += 1
+    assert caught >= 0.95 * len(damaged)
+    # a container records its check bits, so any codec instance of the checkpoint opens it
+    blob = checked.container(b[0], 1, shape)
+    assert np.array_equal(plain.decode_container(blob), checked.decode(b[0], 1, shape))
+
+
 def test_container_is_self_describing_and_checked(codec: LearnedCodec) -> None:
     _, test = mnist()
     payload = codec.encode(test[0], 1)
     blob = codec.container(payload, 1, (28, 28, 1))
-    assert len(blob) == 27 + len(payload) and blob[:4] == b"LLC1"
-    assert codec.read_container(blob) == (payload, 1, (28, 28, 1))
+    assert len(blob) == 28 + len(payload) and blob[:4] == b"LLC1"
+    assert codec.read_container(blob) == (payload, 1, (28, 28, 1), 0)
     assert np.array_equal(codec.decode_container(blob), codec.decode(payload, 1, (28, 28, 1)))
     with pytest.raises(CodecError, match="truncated"):
         codec.read_container(blob[:-1])

@@ -29,6 +29,7 @@ def quick(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_quick_profile_results_cover_schemes_test_sets_and_calibration(quick: Path) -> None:
     res = json.loads((quick / "results.json").read_text())
+    assert res["complete"] is True and not (quick / "results.partial.json").exists()
     rows = res["rows"]
     noise = [r for r in rows if r["sweep"] == "noise"]
     assert {r["train"] for r in noise} == {"clean", "noisy", "lcon"}

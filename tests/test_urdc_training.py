@@ -221,6 +221,9 @@ def test_profile_overrides_and_their_errors() -> None:
     plan = plan_models(prof)
     assert sum(s.kind == "end-to-end" for s in plan) == 6
     assert sum(s.kind == "universal" for s in plan) == 6  # 3 on the e2e encoder, 3 on the shared one
+    rdp_only = override_profile(prof, rdc_lambdas="0", rdp_lambdas="0,0.015")
+    kinds = [(s.kind, s.curves) for s in plan_models(rdp_only)]
+    assert kinds.count(("universal", ("perception",))) == 2 and ("shared", ()) not in kinds
     with pytest.raises(LossylearnError, match="rates must look like"):
         override_profile(prof, rates="3by3")
     with pytest.raises(LossylearnError, match="comma-separated"):

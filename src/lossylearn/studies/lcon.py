@@ -7,6 +7,23 @@ their lossless PNG size, shared headers once); one model per scheme and seed is 
 on clean, noisy, LCoN, FGSM, LCoN-processed FGSM and PGD test sets. A second sweep fixes the noise
 (variance 1600 on the 0-255 scale by default) and moves the codec's target distortion (Fig. 3).
 Everything lands in ``out``: results.json, results.csv, figures/*.png and report.html.
+
+Commands and what they cost:
+
+* ``lossylearn study lcon --profile quick --out D``: embedded MNIST (1,000 training / 500 test
+  digits), 3 PSNRs, 11 small-CNN trainings; about 45 s on one busy CPU core.
+* ``lossylearn study lcon --profile paper --data-dir shared/data/mnist --out D``: the 5,000
+  embedded training digits and the official 10,000 test digits, the paper's 7 PSNRs, 3 seeds, a
+  7-point Fig. 3 sweep; roughly 2 h on one CPU core (the attacks on 10,000 images dominate;
+  ``--adv-n-test 2000`` halves it).
+* ``lossylearn study lcon --profile paper --dataset celeba --data-dir D --out O``: the paper's own
+  task (gender, ResNet-34 at 64x64, 162,770 training / 19,962 test faces, 7 PSNRs x 3 schemes x
+  3 seeds + Fig. 3: about 80 trainings of 10 epochs' worth of steps, 1.63M images each). On CPU
+  this is out of reach (ResNet-34 trains at about 14 images/s per core here: days per model). On
+  one GPU expect a few hours: an estimate (not measured here) from ~0.9 GFLOP per training image,
+  i.e. 1-3 minutes per model on an H100, plus about a minute per model of attacks and LCoN
+  processing of the test set, plus loading (decoding and resizing 202,599 JPEGs, ~15 min).
+  ``--profile quick --dataset celeba`` (a narrow ResNet-18 at 32x32, 1,000 faces) runs on a CPU.
 """
 
 from __future__ import annotations
@@ -57,6 +74,7 @@ __all__ = [
 PAPER_PSNRS: tuple[float, ...] = (8.1, 10.1, 11.9, 14.2, 16.1, 18.6, 22.1)
 PROFILES: tuple[str, ...] = ("quick", "paper")
 RESULTS_FORMAT = "lossylearn-study-lcon/1"
+PARTIAL = "results.partial.json"
 
 # Noise streams of the study's own noisy sets (compress uses small chunk numbers; these stay clear).
 _STREAM_NOISY_TRAIN = 1_000_001
@@ -235,7 +253,7 @@ class _Point:
     store: Path
 
 
-def _versions() -> dict[str, str]:
+def _versions(threads: int | None) -> dict[str, str]:
     import matplotlib
     import PIL
 
@@ -250,7 +268,7 @@ def _versions() -> dict[str, str]:
         "platform": platform.platform(),
         "device": torch.cuda.get_device_name(dev)
         if dev.type == "cuda"
-        else f"cpu ({torch.get_num_threads()} threads)",
+        else f"cpu ({threads or torch.get_num_threads()} torch threads)",
     }
 
 
@@ -543,6 +561,21 @@ class _Runner:
         return out
 
     # -- sweeps -------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Write the rows so far to ``results.partial.json`` (a long run can be inspected early)."""
+        write_json(
+            self.out / PARTIAL,
+            {
+                "format": RESULTS_FORMAT,
+                "complete": False,
+                "config": self.config.to_dict(),
+                "stores": self.stores,
+                "calibration": self.calibration,
+                "timing": {k: round(v, 2) for k, v in self.timing.items()},
+                "rows": [r.to_dict() for r in self.rows],
+            },
+        )
+
     def noise_sweep(self) -> None:
         c = self.config
         for p in c.psnrs:
@@ -586,6 +619,7 @@ class _Runner:
                 self.train_and_test(
                     point, scheme, x[: b.n_train], y[: b.n_train], b, tests, full=True
                 )
+            self.checkpoint()
 
     def distortion_sweep(self) -> float:
         """Fig. 3; returns the matched distortion."""
@@ -620,6 +654,7 @@ class _Runner:
             start = len(self.rows)
             self.train_and_test(point, "lcon", x, y, budget, tests, full=False)
             trained[point.quality] = self.rows[start:]
+            self.checkpoint()
         return float(matched)
 
 
@@ -685,8 +720,9 @@ def run_lcon_study(
     seconds = time.perf_counter() - started
     payload = {
         "format": RESULTS_FORMAT,
+        "complete": True,
         "command": command or "",
-        "versions": _versions(),
+        "versions": _versions(config.threads),
         "config": config.to_dict(),
         "dataset": runner.dataset_info,
         "model": {**runner.model_config.to_dict(), "parameters": count_parameters(build_model(runner.model_config))},
@@ -705,6 +741,7 @@ def run_lcon_study(
         out / "figures", summary, runner.samples, config=config, matched=matched
     )
     report = write_report(out / "report.html", payload, figures)
+    (out / PARTIAL).unlink(missing_ok=True)
     files = {
         "results.json": "results.json",
         "results.csv": "results.csv",
@@ -715,8 +752,3 @@ def run_lcon_study(
         out=out, config=config, rows=runner.rows, summary=summary, claims=claims,
         calibration=runner.calibration, stores=runner.stores, seconds=seconds, files=files,
     )  # fmt: skip
-
-
-def with_overrides(config: StudyConfig, **changes: Any) -> StudyConfig:
-    """A copy of ``config`` with the non-None ``changes`` applied."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})

@@ -148,7 +148,8 @@ def override_profile(
 
     ``rates`` ("3x3,3x4") sets the end-to-end rates of both curves; ``rdc_lambdas`` / ``rdp_lambdas``
     ("0,0.0066,0.015"; "" for none) set the end-to-end and universal grids, and the universal encoder
-    becomes the grid's largest lambda.
+    becomes the grid's largest lambda (the shared encoder's heads: 0 and that lambda_c). A
+    classification grid of 0 alone trains no universal or shared models.
     """
     changes: dict[str, object] = {}
     if epochs is not None:
@@ -171,8 +172,11 @@ def override_profile(
         lam = _parse_floats(rdc_lambdas, "rdc lambdas")
         if not lam:
             raise LossylearnError("the classification grid needs at least one lambda_c")
-        changes.update(rdc_lambdas=lam, universal_rdc_lambdas=lam, universal_rdc_encoder=max(lam))
-        changes["shared_objectives"] = tuple(sorted({(0.0, 0.0), (max(lam), 0.0)}))
+        top = max(lam)
+        changes.update(rdc_lambdas=lam, universal_rdc_encoder=top)
+        # a grid of lambda_c = 0 alone has no classification encoder to share: no universal models
+        changes["universal_rdc_lambdas"] = lam if top > 0 else ()
+        changes["shared_objectives"] = ((0.0, 0.0), (top, 0.0)) if top > 0 else ()
     if rdp_lambdas is not None:
         lam = _parse_floats(rdp_lambdas, "rdp lambdas")
         changes.update(

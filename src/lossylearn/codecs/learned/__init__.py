@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["learned_codec", "register"]
 
 
-def learned_codec(checkpoint: str | Path | None = None) -> Any:
+def learned_codec(checkpoint: str | Path | None = None, check_bits: int = 0) -> Any:
     """Factory for the registry: a :class:`~lossylearn.codecs.learned.codec.LearnedCodec`."""
     from lossylearn.codecs.learned.codec import LearnedCodec
     from lossylearn.errors import CodecError
@@ -26,7 +26,7 @@ def learned_codec(checkpoint: str | Path | None = None) -> Any:
         raise CodecError(
             "the learned codec needs checkpoint=PATH (train one with 'lossylearn codec train')"
         )
-    return LearnedCodec(checkpoint)
+    return LearnedCodec(checkpoint, check_bits=check_bits)
 
 
 def register() -> None:

@@ -63,8 +63,9 @@ class Rung:
     info: dict[str, Any] = field(default_factory=dict)
     """JSON-ready: training settings and time, measured bpp / distortion."""
 
-    def compression_model(self) -> CompressionModel:
-        return CompressionModel(self.model, self.entropy)
+    def compression_model(self, *, check_bits: int = 0) -> CompressionModel:
+        """This rung frozen for coding (see :class:`CompressionModel`)."""
+        return CompressionModel(self.model, self.entropy, check_bits=check_bits)
 
 
 @dataclass

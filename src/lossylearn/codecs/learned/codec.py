@@ -8,19 +8,22 @@ data like the data to be compressed.
 * payload: the bare range-coded stream of ``coding.py`` (no header; the store keeps quality and
   shape in its manifest, and the codec's ``config()`` names the checkpoint by its SHA-256);
 * ``shared_header``: ``b""``;
-* ``container`` (a standalone ``.llc`` file), big-endian, 27 header bytes then the payload::
+* ``check_bits`` (option, default 0): bits of an in-stream check per payload (see ``coding.py``);
+  they are part of the payload and counted in its rate;
+* ``container`` (a standalone ``.llc`` file), big-endian, 28 header bytes then the payload::
 
       offset  size  field
       0       4     magic b"LLC1"
       4       1     container version (1)
       5       1     quality (rung index)
-      6       2     height
-      8       2     width
-      10      1     channels
-      11      8     first 8 bytes of the checkpoint fingerprint (SHA-256 of config + weights)
-      19      4     payload length in bytes
-      23      4     CRC-32 of the payload
-      27      ...   payload
+      6       1     check_bits of the payload
+      7       2     height
+      9       2     width
+      11      1     channels
+      12      8     first 8 bytes of the checkpoint fingerprint (SHA-256 of config + weights)
+      20      4     payload length in bytes
+      24      4     CRC-32 of the payload
+      28      ...   payload
 
   :meth:`LearnedCodec.read_container` checks all of it, so a truncated or altered file, or a file
   made by another checkpoint, is refused with a one-line error.
@@ -46,7 +49,7 @@ from lossylearn.errors import CodecError
 __all__ = ["CONTAINER_MAGIC", "LearnedCodec"]
 
 CONTAINER_MAGIC = b"LLC1"
-_HEADER = struct.Struct(">4sBBHHB8sII")
+_HEADER = struct.Struct(">4sBBBHHB8sII")
 
 
 class LearnedCodec:
@@ -56,7 +59,7 @@ class LearnedCodec:
     extension = ".llc"
     lossless = False
 
-    def __init__(self, checkpoint: str | Path) -> None:
+    def __init__(self, checkpoint: str | Path, *, check_bits: int = 0) -> None:
         if checkpoint is None:
             raise CodecError(
                 "the learned codec needs checkpoint=PATH (train one with 'codec train')"
@@ -65,16 +68,20 @@ class LearnedCodec:
         self.checkpoint = load_checkpoint(self.path)
         self.fingerprint = checkpoint_fingerprint(self.path)
         self.qualities: tuple[int, ...] = self.checkpoint.qualities
-        self._models: dict[int, CompressionModel] = {}
+        if not isinstance(check_bits, int) or not 0 <= check_bits <= 16:
+            raise CodecError(f"check_bits must be an integer 0..16, got {check_bits!r}")
+        self.check_bits = check_bits
+        self._models: dict[tuple[int, int], CompressionModel] = {}
 
     # -- models ----------------------------------------------------------------------------
 
-    def model(self, quality: int) -> CompressionModel:
-        """The frozen coding model of rung ``quality``."""
+    def model(self, quality: int, check_bits: int | None = None) -> CompressionModel:
+        """The frozen coding model of rung ``quality`` (with this codec's ``check_bits``)."""
         q = check_quality(quality, self.qualities, self.name)
-        if q not in self._models:
-            self._models[q] = self.checkpoint.rungs[q].compression_model()
-        return self._models[q]
+        key = (q, self.check_bits if check_bits is None else check_bits)
+        if key not in self._models:
+            self._models[key] = self.checkpoint.rungs[q].compression_model(check_bits=key[1])
+        return self._models[key]
 
     def lmbda(self, quality: int) -> float:
         return self.checkpoint.rungs[check_quality(quality, self.qualities, self.name)].lmbda
@@ -110,7 +117,7 @@ class LearnedCodec:
             raise CodecError(f"the .llc container holds images up to 65535 x 65535, got {h} x {w}")
         data = bytes(payload)
         header = _HEADER.pack(
-            CONTAINER_MAGIC, 1, q, h, w, c, bytes.fromhex(self.fingerprint)[:8],
+            CONTAINER_MAGIC, 1, q, self.check_bits, h, w, c, bytes.fromhex(self.fingerprint)[:8],
             len(data), zlib.crc32(data),
         )  # fmt: skip
         return header + data
@@ -126,12 +133,13 @@ class LearnedCodec:
             "distortion": ck.distortion,
             "qualities": list(self.qualities),
             "lmbdas": [r.lmbda for r in ck.rungs],
+            "check_bits": self.check_bits,
             "payload": (
                 "constriction range coder (32-bit words, 64-bit state), big-endian words, tail "
                 "shortened to the fewest bytes that decode; no header"
             ),
             "shared_header": "none",
-            "container": "27-byte LLC1 header (shape, quality, checkpoint id, length, CRC-32)",
+            "container": "28-byte LLC1 header (shape, quality, checkpoint id, length, CRC-32)",
             "torch": torch.__version__,
             "constriction": _constriction_version(),
         }
@@ -159,12 +167,12 @@ class LearnedCodec:
         """The model's likelihood estimate of each image's code length in bits."""
         return self.model(quality).estimate_bits(np.asarray(images))
 
-    def read_container(self, data: bytes) -> tuple[bytes, int, tuple[int, int, int]]:
-        """(payload, quality, shape) of a :meth:`container` file, after checking it fully."""
+    def read_container(self, data: bytes) -> tuple[bytes, int, tuple[int, int, int], int]:
+        """(payload, quality, shape, check_bits) of a :meth:`container` file, checked fully."""
         data = bytes(data)
         if len(data) < _HEADER.size:
             raise CodecError(f"not an .llc file: {len(data)} bytes is shorter than its header")
-        magic, version, q, h, w, c, fp, length, crc = _HEADER.unpack_from(data)
+        magic, version, q, k, h, w, c, fp, length, crc = _HEADER.unpack_from(data)
         if magic != CONTAINER_MAGIC:
             raise CodecError("not an .llc file (bad magic bytes)")
         if version != 1:
@@ -178,15 +186,16 @@ class LearnedCodec:
             )
         if zlib.crc32(payload) != crc:
             raise CodecError(".llc file is corrupt (payload CRC-32 mismatch)")
-        return (
-            payload,
-            check_quality(q, self.qualities, self.name),
-            check_shape((h, w, c), self.name),
-        )
+        if k > 16:
+            raise CodecError(f".llc file has an impossible check_bits field ({k})")
+        shape = check_shape((h, w, c), self.name)
+        return payload, check_quality(q, self.qualities, self.name), shape, k
 
     def decode_container(self, data: bytes) -> np.ndarray:
-        payload, q, shape = self.read_container(data)
-        return self.decode(payload, q, shape)
+        """The image in a :meth:`container` file (made with any ``check_bits``)."""
+        payload, q, shape, k = self.read_container(data)
+        self._check_channels(shape[2])
+        return self.model(q, k).decompress([payload], shape)[0]
 
 
 def _constriction_version() -> str:
