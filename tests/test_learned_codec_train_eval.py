@@ -58,13 +58,16 @@ def test_lambda_search_steps() -> None:
     # D = 50 / lambda: one secant step with the default slope -1 lands on the answer
     new = _next_lambda(1.0, 50.0, 10.0, [(1.0, 50.0, None)], lo=(1.0, 50.0), hi=None)  # type: ignore[list-item]
     assert new == pytest.approx(5.0)
-    # with two points the slope is measured: D = 50 / lambda^2 -> lambda = sqrt(5)
+    # until the target is bracketed, steps are at least a factor of 2
+    new = _next_lambda(1.0, 50.0, 45.0, [(1.0, 50.0, None)], lo=(1.0, 50.0), hi=None)  # type: ignore[list-item]
+    assert new == pytest.approx(2.0)
+    # bracketed, the slope is measured: D = 50 / lambda^2 -> lambda = sqrt(2.5) for D = 20
     tried = [(1.0, 50.0, None), (2.0, 12.5, None)]
-    new = _next_lambda(2.0, 12.5, 10.0, tried, lo=(2.0, 12.5), hi=None)  # type: ignore[arg-type]
-    assert new == pytest.approx(math.sqrt(5.0))
+    new = _next_lambda(2.0, 12.5, 20.0, tried, lo=(1.0, 50.0), hi=(2.0, 12.5))  # type: ignore[arg-type]
+    assert new == pytest.approx(math.sqrt(2.5))
     # a step outside the bracket falls back to its geometric middle
-    new = _next_lambda(2.0, 12.5, 10.0, tried, lo=(2.0, 12.5), hi=(2.1, 9.0))  # type: ignore[arg-type]
-    assert new == pytest.approx(math.sqrt(2.0 * 2.1))
+    new = _next_lambda(2.0, 12.5, 20.0, tried, lo=(1.9, 21.0), hi=(2.0, 12.5))  # type: ignore[arg-type]
+    assert new == pytest.approx(math.sqrt(1.9 * 2.0))
 
 
 def test_fit_target_keeps_every_rung_and_reports() -> None:

@@ -106,7 +106,7 @@ def test_profiles_and_overrides() -> None:
     c = profile_config("paper", dataset="celeba")
     assert c.model == "resnet34" and c.image_size == 64 and c.hflip
     o = profile_config("quick", psnrs=[12.0], epochs=None, calibrate=False)
-    assert o.psnrs == (12.0,) and o.epochs == 3 and not o.calibrate
+    assert o.psnrs == (12.0,) and o.epochs == 5 and not o.calibrate
     with pytest.raises(LossylearnError, match="unknown profile"):
         profile_config("huge")
     with pytest.raises(LossylearnError, match="seeds must be distinct"):

@@ -10,12 +10,15 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
 from lossylearn.errors import CodecError, LossylearnError
+
+if TYPE_CHECKING:  # torch-heavy modules load only when a command runs
+    from lossylearn.codecs.learned.evaluate import EvalResult
 
 __all__ = ["app", "evaluate_checkpoint", "train_from_dataset", "TrainSummary"]
 
@@ -198,7 +201,7 @@ def evaluate_checkpoint(
     limit: int | None = None,
     baselines: tuple[str, ...] = ("jpeg", "webp", "avif"),
     baseline_qualities: tuple[int, ...] | None = None,
-):  # -> EvalResult (import kept lazy: torch loads only when a command runs)
+) -> EvalResult:
     """Evaluate a checkpoint against baselines on a dataset split; writes results.json and rd.png."""
     from lossylearn.codecs.learned.codec import LearnedCodec
     from lossylearn.codecs.learned.evaluate import (

@@ -9,9 +9,9 @@ built (the CDF update).
 Matching a target (LCoN: MSE = sigma^2 for Gaussian noise, MAE = b for Laplace noise): start from
 the lambda of the Gaussian/Laplacian high-rate relation ``D = 1 / (2 ln2 lmbda)`` (MSE) or
 ``1 / (ln2 lmbda)`` (MAE), train, measure ``D`` on held-out images after real rounding to uint8,
-and take secant steps on ``log D`` against ``log lmbda`` inside a bracket, warm-starting from the
-nearest trained model, until ``|D - T| <= tolerance * T``. Every model trained on the way is kept
-as a rung, so the checkpoint also serves as a ladder.
+and take secant steps on ``log D`` against ``log lmbda`` (at least x2 until the target is bracketed,
+then inside the bracket), warm-starting from the nearest trained model, until
+``|D - T| <= tolerance * T``. The model closest to the target is kept.
 """
 
 from __future__ import annotations
@@ -399,7 +399,10 @@ def _next_lambda(
     lo: tuple[float, float] | None,
     hi: tuple[float, float] | None,
 ) -> float:
-    """Secant step on log D vs log lambda, kept inside the bracket [lo, hi] when there is one."""
+    """Secant step on log D vs log lambda (slope from the last two rounds when it has the expected
+    sign, else -1). Until the target is bracketed the step is at least x2 and at most x16 (the
+    distortion to a noisy target can respond slowly to lambda); then it stays inside the bracket
+    (its geometric middle when the secant leaves it)."""
     slope = -1.0
     if len(tried) >= 2:
         (l1, d1, _), (l2, d2, _) = tried[-2], tried[-1]
@@ -408,12 +411,13 @@ def _next_lambda(
             if -4.0 <= s <= -0.05:
                 slope = s
     step = (math.log(target) - math.log(d)) / slope
-    step = max(-math.log(16.0), min(math.log(16.0), step))
-    new = lam * math.exp(step)
-    if lo is not None and hi is not None:
-        a, b = math.log(lo[0]), math.log(hi[0])
-        if not (min(a, b) < math.log(new) < max(a, b)):
-            new = math.exp(0.5 * (a + b))
+    if lo is None or hi is None:
+        size = min(max(abs(step), math.log(2.0)), math.log(16.0))
+        return lam * math.exp(math.copysign(size, step))
+    new = lam * math.exp(max(-math.log(16.0), min(math.log(16.0), step)))
+    a, b = math.log(lo[0]), math.log(hi[0])
+    if not (min(a, b) < math.log(new) < max(a, b)):
+        new = math.exp(0.5 * (a + b))
     return new
 
 
@@ -433,7 +437,9 @@ def train_codec(
     """Train a checkpoint on uint8 ``images`` from a lambda ladder or for a target distortion.
 
     Give exactly one of ``lmbdas`` or ``target``. For a target, ``validation_fraction`` of the images
-    (a seeded random subset) are held out to measure the distortion; the rest train the models.
+    (a seeded random subset) are held out to measure the distortion; the rest train the models,
+    and the checkpoint holds the one model closest to the target (qualities ``(0,)``); the
+    returned :class:`TargetFit` has every model tried.
     Without ``model_config`` the factorized ``mnist`` preset serves grey images, ``rgb64`` colour.
     Save the result with :func:`~lossylearn.codecs.learned.checkpoint.save_checkpoint`.
     """
@@ -468,10 +474,14 @@ def train_codec(
         "distortion": config.distortion,
         "value": float(target),  # type: ignore[arg-type]
         "reached": fit.reached,
-        "best_quality": fit.best,
+        "lmbda": fit.rungs[fit.best].lmbda,
         "tolerance": tolerance,
         "validation_images": int(n_val),
         "trace": fit.trace,
         "message": fit.message,
     }
-    return Checkpoint(model_config, config.distortion, fit.rungs, meta), fit
+    # Only the model closest to the target goes into the checkpoint: the others were trained for
+    # different lambdas *and* different lengths (warm starts), so together they need not form a
+    # ladder whose distortion falls with lambda, which quality matching relies on.
+    best = fit.rungs[fit.best]
+    return Checkpoint(model_config, config.distortion, [best], meta), fit
