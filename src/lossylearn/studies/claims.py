@@ -138,8 +138,12 @@ def check_claims(
         achieved = {s.target_distortion: s.achieved_distortion for s in sweep}
         peak = max(targets, key=lambda t: avg[t])
         reached = achieved[peak] if achieved[peak] > 0 else peak
-        holds = abs(math.log(reached / sweep_matched)) <= math.log(2.0) + 1e-9
+        holds = abs(math.log(reached / sweep_matched)) <= math.log(1.5) + 1e-9
         curve = ", ".join(f"{t:g} (reached {achieved[t]:.0f}): {_pct(avg[t])}" for t in targets)
+        spread = max(avg.values()) - min(avg.values())
+        curve += f"; spread across targets {100 * spread:.1f} points"
+        if peak == targets[0]:
+            curve += "; accuracy is highest at the smallest distortion tried (no interior peak)"
         if not holds and sweep_note:
             curve += f". Codec: {sweep_note}"
         claims.append(
@@ -148,7 +152,7 @@ def check_claims(
                 "Fig. 3: accuracy (mean of clean, noisy, LCoN test sets) peaks near the matched distortion",
                 holds,
                 f"peak at target {peak:g} (distortion reached {reached:.0f}) vs matched {sweep_matched:g} "
-                "(holds when the reached distortion is within a factor 2 of the matched one); "
+                "(holds when the reached distortion is within a factor 1.5 of the matched one); "
                 f"target -> accuracy: {curve}",
             )
         )

@@ -120,46 +120,55 @@ def plot_fig2(
 def plot_fig3(
     summary: Sequence[SummaryRow], out_dir: Path, *, matched: float, metric: str = "mse"
 ) -> Path | None:
-    """Fig. 3: LCoN-train accuracy vs the codec distortion reached, one line per test set, with a
-    vertical line at the matched distortion; points are labelled with their target distortion."""
+    """Fig. 3: LCoN-train accuracy vs the codec distortion reached, with a vertical line at the
+    matched distortion; left: clean, noisy and LCoN test sets, right: FGSM (middle epsilon), each
+    on its own scale. Points are labelled with their target distortion."""
     plt = _plt()
     rows = _series(summary, sweep="distortion", train="lcon")
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    tests = [
-        ("clean", "noise-free", "tab:blue"),
-        ("noisy", "noisy", "tab:red"),
-        ("lcon", "LCoN", "tab:orange"),
-    ]
     eps = sorted({s.epsilon for s in rows if s.test == "fgsm"})
     mid = eps[len(eps) // 2] if eps else None
+    fig, axes = plt.subplots(
+        1,
+        2 if mid is not None else 1,
+        figsize=(9.6 if mid is not None else 5.2, 3.6),
+        squeeze=False,
+    )
+    panels = [
+        (
+            axes[0][0],
+            [
+                ("clean", "noise-free", "tab:blue"),
+                ("noisy", "noisy", "tab:red"),
+                ("lcon", "LCoN", "tab:orange"),
+            ],
+        )
+    ]
     if mid is not None:
-        tests.append(("fgsm", f"FGSM eps {mid:g}", "tab:purple"))
-    for test, name, colour in tests:
-        pts = [s for s in rows if s.test == test and (test != "fgsm" or s.epsilon == mid)]
-        pts.sort(key=lambda s: s.target_distortion)
-        _errorbar(
-            ax, pts, "achieved_distortion", marker="o", color=colour, label=f"tested on {name}"
-        )
-    labels: dict[tuple[float, float], list[str]] = {}
-    for s in rows:
-        if s.test == "clean":
-            labels.setdefault((s.achieved_distortion, 100 * s.mean), []).append(
-                f"{s.target_distortion:g}"
+        panels.append((axes[0][1], [("fgsm", f"FGSM eps {mid:g}", "tab:purple")]))
+    for ax, tests in panels:
+        for test, name, colour in tests:
+            pts = [s for s in rows if s.test == test and (test != "fgsm" or s.epsilon == mid)]
+            pts.sort(key=lambda s: s.target_distortion)
+            _errorbar(
+                ax, pts, "achieved_distortion", marker="o", color=colour, label=f"tested on {name}"
             )
-    for (x, y), names in labels.items():
-        ax.annotate(
-            ", ".join(names),
-            (x, y),
-            fontsize=6,
-            textcoords="offset points",
-            xytext=(2, 4),
-            color="tab:blue",
-        )
-    ax.axvline(matched, color="black", linewidth=1.2, label=f"matched ({metric} = {matched:g})")
-    _finish(ax, f"codec distortion to the noisy images ({metric}, reached)",
-            "LCoN-train, fixed noise, varying distortion (labels: target)")  # fmt: skip
+        labels: dict[tuple[float, float], list[str]] = {}
+        for s in rows:
+            if s.test == tests[0][0] and (s.test != "fgsm" or s.epsilon == mid):
+                labels.setdefault((s.achieved_distortion, 100 * s.mean), []).append(
+                    f"{s.target_distortion:g}"
+                )
+        for (x, y), names in labels.items():
+            ax.annotate(
+                ", ".join(names), (x, y), fontsize=6, textcoords="offset points", xytext=(2, 4)
+            )
+        ax.axvline(matched, color="black", linewidth=1.2, label=f"matched ({metric} = {matched:g})")
+        _finish(ax, f"codec distortion to the noisy images ({metric}, reached)", "")
+    axes[0][0].set_title(
+        "LCoN-train, fixed noise, varying distortion (labels: target)", fontsize=10
+    )
     return _save(fig, out_dir / "fig3_distortion.png")
 
 
