@@ -1,28 +1,25 @@
-"""Experiment drivers: the LCoN study (paper section VI-A), its results, figures and report."""
+"""Experiment drivers: the LCoN study (paper section VI-A), its results, figures and report.
+
+Names load on first use, so ``lossylearn --help`` does not import torch.
+"""
 
 from __future__ import annotations
 
-from .calibration import CodedSizes, SchemeBudget, calibrate_storage, largest_prefix
-from .claims import Claim, check_claims
-from .lcon import PAPER_PSNRS, PROFILES, StudyConfig, StudyResult, profile_config, run_lcon_study
-from .results import SCHEMES, TEST_SETS, ResultRow, SummaryRow, summarize
+import importlib
+from typing import Any
 
-__all__ = [
-    "PAPER_PSNRS",
-    "PROFILES",
-    "SCHEMES",
-    "TEST_SETS",
-    "Claim",
-    "CodedSizes",
-    "ResultRow",
-    "SchemeBudget",
-    "StudyConfig",
-    "StudyResult",
-    "SummaryRow",
-    "calibrate_storage",
-    "check_claims",
-    "largest_prefix",
-    "profile_config",
-    "run_lcon_study",
-    "summarize",
-]
+_HOME = {
+    "CodedSizes": "calibration", "SchemeBudget": "calibration", "calibrate_storage": "calibration",
+    "largest_prefix": "calibration", "Claim": "claims", "check_claims": "claims",
+    "PAPER_PSNRS": "lcon", "PROFILES": "lcon", "StudyConfig": "lcon", "StudyResult": "lcon",
+    "profile_config": "lcon", "run_lcon_study": "lcon", "SCHEMES": "results", "TEST_SETS": "results",
+    "ResultRow": "results", "SummaryRow": "results", "summarize": "results",
+}  # fmt: skip
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

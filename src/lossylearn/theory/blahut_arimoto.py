@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.linalg import cho_factor, cho_solve
 
 from lossylearn.errors import LossylearnError
 from lossylearn.theory.info import (
@@ -190,8 +191,8 @@ def _active_set_qp(
                 sub = hess[np.ix_(free, free)]
                 sub[np.diag_indices_from(sub)] += 1e-13 * scale
                 try:
-                    chol = np.linalg.cholesky(sub)
-                    z[free] = np.linalg.solve(chol.T, np.linalg.solve(chol, -lin[free]))
+                    z[free] = cho_solve(cho_factor(sub, check_finite=False), -lin[free],
+                                        check_finite=False)
                 except np.linalg.LinAlgError:
                     z[free] = np.linalg.lstsq(sub, -lin[free], rcond=None)[0]
             blocked = free & (z <= 0)
@@ -257,6 +258,11 @@ def _sqp_output_law(
                     fn = -float(pl @ np.log(vn)) + float(xn.sum())
                     if fn <= fx + 1e-10 * alpha * slope:
                         accepted = True
+                        break
+                    if abs(fn - fx) <= 1e-14 * (1.0 + abs(fx)):
+                        # Below the resolution of f: judge the step by Blahut's gap instead.
+                        gn = math.log(float((kt @ (pl / vn)).max()) * float(xn.sum()))
+                        accepted = gn < gap
                         break
                 alpha *= 0.5
         if accepted:
