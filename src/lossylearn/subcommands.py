@@ -6,7 +6,8 @@ import typer
 
 
 def mount(app: typer.Typer) -> None:
-    """Attach the ``study`` command group (``lcon``, ``urdc``) to ``app``."""
+    """Attach the ``codec`` (learned codec) and ``study`` (``lcon``, ``urdc``) command groups."""
+    from lossylearn.codecs.learned.cli import app as codec_app
     from lossylearn.studies.cli import app as lcon_app
     from lossylearn.urdc.cli import app as urdc_app
 
@@ -17,3 +18,4 @@ def mount(app: typer.Typer) -> None:
     study.add_typer(lcon_app, name="lcon")
     study.add_typer(urdc_app, name="urdc")
     app.add_typer(study, name="study")
+    app.add_typer(codec_app, name="codec")

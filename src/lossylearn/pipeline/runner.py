@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -79,10 +80,21 @@ def _select_split(
     return images, labels, info
 
 
+def _one_thread_per_worker() -> None:
+    # Workers already run in parallel; torch's intra-op threads would only fight over the cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # fork is fast and safe for the Pillow codecs; once torch is loaded (learned codec) use spawn.
     method = "spawn" if "torch" in sys.modules else "fork"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_one_thread_per_worker,
+    )
 
 
 def _bounded_map(

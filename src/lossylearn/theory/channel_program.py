@@ -34,7 +34,7 @@ import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.blahut_arimoto import minimize_lagrangian
+from lossylearn.theory.ba_solver import minimize_lagrangian
 from lossylearn.theory.info import FloatArray
 
 #: Largest number of channel entries the SLSQP solver accepts (its work grows as the cube).
@@ -221,7 +221,9 @@ def _slsqp(program: ChannelProgram, start: FloatArray, ftol: float, max_iter: in
     if rows:
         a_in = np.vstack(rows)
         b_in = np.asarray(rhs)
-        constraints.append({"type": "ineq", "fun": lambda z: a_in @ z + b_in, "jac": lambda z: a_in})
+        constraints.append(
+            {"type": "ineq", "fun": lambda z: a_in @ z + b_in, "jac": lambda z: a_in}
+        )
     for ent in program.entropies:
         weights = p[:, None] * ent.p_s_given_x[lay.live]  # (n, |S|)
         mapping = ent.mapping
@@ -246,8 +248,13 @@ def _slsqp(program: ChannelProgram, start: FloatArray, ftol: float, max_iter: in
     z0 = lay.pack(start)
     z0[:nw][forbidden.ravel()] = 0.0
     res = minimize(
-        objective, z0, jac=True, method="SLSQP", bounds=bounds,
-        constraints=constraints, options={"ftol": ftol, "maxiter": max_iter},
+        objective,
+        z0,
+        jac=True,
+        method="SLSQP",
+        bounds=bounds,
+        constraints=constraints,
+        options={"ftol": ftol, "maxiter": max_iter},
     )
     return lay.full_channel(res.x)
 
@@ -272,12 +279,14 @@ def solve_program(
         raise LossylearnError("at least one starting channel is needed")
     best: tuple[tuple[int, float], float, float, FloatArray] | None = None
     for start in starts:
-        channel = _slsqp(program, np.asarray(start, dtype=np.float64), ftol, max_iter)
-        viol = violation(program, channel)
-        rate = mutual_information_nats(program.p_x, channel)
-        key = (0, rate) if viol <= feasibility_tol else (1, viol)
-        if best is None or key < best[0]:
-            best = (key, rate, viol, channel)
+        start = np.asarray(start, dtype=np.float64)
+        # SLSQP is not monotone on non-convex programs: a feasible start stays a candidate.
+        for channel in (start, _slsqp(program, start, ftol, max_iter)):
+            viol = violation(program, channel)
+            rate = mutual_information_nats(program.p_x, channel)
+            key = (0, rate) if viol <= feasibility_tol else (1, viol)
+            if best is None or key < best[0]:
+                best = (key, rate, viol, channel)
     assert best is not None
     _, rate, viol, channel = best
     lower = -math.inf
@@ -308,7 +317,9 @@ def _dual_value(
     return value, sol.channel, sol.q
 
 
-def dual_lower_bound(program: ChannelProgram, channel: FloatArray, *, polish_iter: int = 60) -> float:
+def dual_lower_bound(
+    program: ChannelProgram, channel: FloatArray, *, polish_iter: int = 60
+) -> float:
     """A certified lower bound (nats) on the optimum of a convex ``program``.
 
     The multipliers are fitted to ``channel`` through the form of the optimal channel,
@@ -321,7 +332,9 @@ def dual_lower_bound(program: ChannelProgram, channel: FloatArray, *, polish_ite
     n, m = p.size, program.n_outputs
     q = p @ channel
     live = p > 0
-    rows = [(x, y) for x in range(n) if live[x] for y in range(m) if channel[x, y] > 1e-9 and q[y] > 0]
+    rows = [
+        (x, y) for x in range(n) if live[x] for y in range(m) if channel[x, y] > 1e-9 and q[y] > 0
+    ]
     k_cost = len(program.costs)
     k_tv = [tv.mapping.shape[0] for tv in program.tvs]
     n_var = k_cost + sum(k_tv) + n
@@ -354,7 +367,10 @@ def dual_lower_bound(program: ChannelProgram, channel: FloatArray, *, polish_ite
         if value > best:
             best = value
         g_lam = np.array(
-            [float(p @ (chan * np.where(chan > 0, c.cost, 0.0)).sum(axis=1)) - c.bound for c in program.costs]
+            [
+                float(p @ (chan * np.where(chan > 0, c.cost, 0.0)).sum(axis=1)) - c.bound
+                for c in program.costs
+            ]
         )
         g_eta = [tv.reference - tv.mapping @ (p @ chan) for tv in program.tvs]
         for _ in range(20):

@@ -60,7 +60,7 @@ def gaussian_rd(D: float, sigma: float = 1.0) -> float:
 def gaussian_rdp(D: float, P: float, sigma: float = 1.0) -> float:
     """``R(D, P)`` of ``N(0, sigma^2)``: squared error ``D``, squared-W2 perception ``P``; nats."""
     D = as_nonneg(D, "D")
-    P = as_nonneg(P, "P")
+    P = as_nonneg(P, "P", allow_inf=True)
     s = as_positive(sigma, "sigma")
     s2 = s * s
     if D == 0:
@@ -79,8 +79,8 @@ def gaussian_rdp(D: float, P: float, sigma: float = 1.0) -> float:
 def gaussian_rdp_distortion(R: float, P: float, sigma: float = 1.0) -> float:
     """Least squared error reachable from a rate-``R`` (nats) Gaussian representation of
     ``N(0, sigma^2)`` by a decoder whose output is within squared-W2 ``P`` of the source."""
-    R = as_nonneg(R, "R")
-    P = as_nonneg(P, "P")
+    R = as_nonneg(R, "R", allow_inf=True)
+    P = as_nonneg(P, "P", allow_inf=True)
     sg = as_positive(sigma, "sigma")
     s = sg * math.sqrt(-math.expm1(-2.0 * R))
     w = sg - math.sqrt(P)
@@ -99,7 +99,7 @@ def gaussian_universal_rdp(targets: list[tuple[float, float]], sigma: float = 1.
     """
     if not targets:
         raise LossylearnError("targets must not be empty")
-    clean = [(as_nonneg(D, "D"), as_nonneg(P, "P")) for D, P in targets]
+    clean = [(as_nonneg(D, "D"), as_nonneg(P, "P", allow_inf=True)) for D, P in targets]
     if any(D == 0 for D, _ in clean):
         return math.inf
 
@@ -164,7 +164,7 @@ def binary_rdp(p: float, D: float, P: float) -> float:
     """``R(D, P)`` in bits of Bernoulli(p), Hamming distortion, total-variation perception."""
     p = _check_binary(p)
     D = as_nonneg(D, "D")
-    P = min(as_nonneg(P, "P"), p)
+    P = min(as_nonneg(P, "P", allow_inf=True), p)
     if D <= P / (1.0 - 2.0 * (p - P)):
         return binary_rd(p, D)
     if D >= 2.0 * p * (1.0 - p) - P * (1.0 - 2.0 * p):
@@ -181,7 +181,7 @@ def binary_rdc(p: float, D: float, C: float, *, flip: float) -> float:
     eps = float(flip)
     if not 0.0 <= eps < 0.5:
         raise LossylearnError(f"flip must lie in [0, 1/2); got {flip!r}")
-    C = as_nonneg(C, "C")
+    C = as_nonneg(C, "C", allow_inf=True)
     if C < binary_entropy(eps) - 1e-12:
         raise LossylearnError(
             f"C = {C:g} bits is below H(S|X) = {binary_entropy(eps):g}: infeasible"

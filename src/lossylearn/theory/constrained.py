@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.blahut_arimoto import RDPoint, distortion_range, solve_rate_distortion
+from lossylearn.theory.ba_solver import RDPoint, distortion_range, solve_rate_distortion
 from lossylearn.theory.channel_program import (
     ChannelProgram,
     CostConstraint,
@@ -68,10 +68,12 @@ def least_distortion_under_perception(p_x: ArrayLike, distortion: ArrayLike, P: 
     """The least ``E d(X, Xhat)`` over channels with ``TV(p_X, p_Xhat) <= P`` (a linear program)."""
     p = as_pmf(p_x, "p_x")
     d = as_distortion(distortion, p.size)
-    P = as_nonneg(P, "P")
+    P = min(as_nonneg(P, "P", allow_inf=True), 1.0)
     n, m = d.shape
     if m != n:
-        raise LossylearnError("a perception constraint needs the reconstruction alphabet = source's")
+        raise LossylearnError(
+            "a perception constraint needs the reconstruction alphabet = source's"
+        )
     # Variables: joint pi (n*m) then slacks t (m): min <pi, d>
     # rows of pi sum to p; t_y >= p_y - sum_x pi[x, y]; sum t <= P.
     finite = np.isfinite(d)
@@ -108,7 +110,7 @@ def solve_rate_distortion_perception(
     p = as_pmf(p_x, "p_x")
     d = as_distortion(distortion, p.size)
     D = as_nonneg(D, "D")
-    P = as_nonneg(P, "P")
+    P = min(as_nonneg(P, "P", allow_inf=True), 1.0)
     n, m = d.shape
     if m != n:
         raise LossylearnError(
@@ -124,24 +126,36 @@ def solve_rate_distortion_perception(
     tv_rd = 0.5 * float(np.abs(p @ rd.channel - p).sum())
     if tv_rd <= P + 1e-12 and _expected(p, d, rd.channel) <= D + 1e-9:
         return ConstrainedPoint(
-            rate_bits=rd.rate_bits, lower_bound_bits=rd.lower_bound_bits,
-            distortion=_expected(p, d, rd.channel), constraint_value=tv_rd, channel=rd.channel,
-            output_law=p @ rd.channel, certified=True,
+            rate_bits=rd.rate_bits,
+            lower_bound_bits=rd.lower_bound_bits,
+            distortion=_expected(p, d, rd.channel),
+            constraint_value=tv_rd,
+            channel=rd.channel,
+            output_law=p @ rd.channel,
+            certified=True,
         )
     program = ChannelProgram(
-        p_x=p, n_outputs=m, costs=(CostConstraint(d, D),),
+        p_x=p,
+        n_outputs=m,
+        costs=(CostConstraint(d, D),),
         tvs=(TVConstraint(np.eye(m), p, P),),
     )
     identity = np.eye(n)
     starts = [identity, 0.5 * identity + 0.5 * rd.channel]
     sol = solve_program(program, starts, ftol=ftol, max_iter=max_iter)
     if sol.violation > 1e-7:
-        raise LossylearnError(f"no channel meets D = {D:g}, P = {P:g} (solver violation {sol.violation:.2e})")
+        raise LossylearnError(
+            f"no channel meets D = {D:g}, P = {P:g} (solver violation {sol.violation:.2e})"
+        )
     q = p @ sol.channel
     return ConstrainedPoint(
-        rate_bits=sol.rate / LN2, lower_bound_bits=max(sol.lower_bound, 0.0) / LN2,
-        distortion=_expected(p, d, sol.channel), constraint_value=0.5 * float(np.abs(q - p).sum()),
-        channel=sol.channel, output_law=q, certified=True,
+        rate_bits=sol.rate / LN2,
+        lower_bound_bits=max(sol.lower_bound, 0.0) / LN2,
+        distortion=_expected(p, d, sol.channel),
+        constraint_value=0.5 * float(np.abs(q - p).sum()),
+        channel=sol.channel,
+        output_law=q,
+        certified=True,
     )
 
 
@@ -196,7 +210,7 @@ def solve_rate_distortion_classification(
     joint, p, cond = _as_joint(p_xs)
     d = as_distortion(distortion, p.size)
     D = as_nonneg(D, "D")
-    C = as_nonneg(C, "C")
+    C = as_nonneg(C, "C", allow_inf=True)
     floor = label_floor_bits(joint)
     if C < floor - 1e-12:
         raise LossylearnError(f"C = {C:g} bits is below H(S|X) = {floor:g}: infeasible")
@@ -209,13 +223,19 @@ def solve_rate_distortion_classification(
     h_rd = conditional_entropy_nats(p, rd.channel, cond, np.eye(d.shape[1])) / LN2
     if h_rd <= C + 1e-12:
         return ConstrainedPoint(
-            rate_bits=rd.rate_bits, lower_bound_bits=rd.lower_bound_bits,
-            distortion=_expected(p, d, rd.channel), constraint_value=h_rd, channel=rd.channel,
-            output_law=p @ rd.channel, certified=True,
+            rate_bits=rd.rate_bits,
+            lower_bound_bits=rd.lower_bound_bits,
+            distortion=_expected(p, d, rd.channel),
+            constraint_value=h_rd,
+            channel=rd.channel,
+            output_law=p @ rd.channel,
+            certified=True,
         )
     m = d.shape[1]
     program = ChannelProgram(
-        p_x=p, n_outputs=m, costs=(CostConstraint(d, D),),
+        p_x=p,
+        n_outputs=m,
+        costs=(CostConstraint(d, D),),
         entropies=(EntropyConstraint(cond, np.eye(m), C * LN2),),
     )
     rng = np.random.default_rng(seed)
@@ -227,9 +247,13 @@ def solve_rate_distortion_classification(
         )
     rate = sol.rate / LN2
     return ConstrainedPoint(
-        rate_bits=rate, lower_bound_bits=min(lower, rate), distortion=_expected(p, d, sol.channel),
+        rate_bits=rate,
+        lower_bound_bits=min(lower, rate),
+        distortion=_expected(p, d, sol.channel),
         constraint_value=conditional_entropy_nats(p, sol.channel, cond, np.eye(m)) / LN2,
-        channel=sol.channel, output_law=p @ sol.channel, certified=rate - lower <= 1e-9,
+        channel=sol.channel,
+        output_law=p @ sol.channel,
+        certified=rate - lower <= 1e-9,
     )
 
 

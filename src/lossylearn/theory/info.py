@@ -42,21 +42,22 @@ def as_distortion(d: ArrayLike, n_source: int, name: str = "distortion") -> Floa
     """Validate an (n_source, n_reconstruction) distortion matrix: non-negative, +inf allowed."""
     arr = np.asarray(d, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != n_source or arr.shape[1] < 1:
-        raise LossylearnError(
-            f"{name} must have shape ({n_source}, m); got {tuple(arr.shape)}"
-        )
+        raise LossylearnError(f"{name} must have shape ({n_source}, m); got {tuple(arr.shape)}")
     if np.any(np.isnan(arr)) or np.any(arr < 0) or np.any(arr == -np.inf):
         raise LossylearnError(f"{name} must be non-negative (+inf allowed), without NaN")
     if np.any(np.all(np.isinf(arr), axis=1)):
-        raise LossylearnError(f"{name} has a source symbol with infinite distortion to every output")
+        raise LossylearnError(
+            f"{name} has a source symbol with infinite distortion to every output"
+        )
     return arr
 
 
-def as_nonneg(value: float, name: str) -> float:
-    """Validate a finite non-negative scalar."""
+def as_nonneg(value: float, name: str, *, allow_inf: bool = False) -> float:
+    """Validate a non-negative scalar (finite unless ``allow_inf``)."""
     v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise LossylearnError(f"{name} must be a finite number >= 0; got {value!r}")
+    if math.isnan(v) or v < 0 or (math.isinf(v) and not allow_inf):
+        kind = "a number" if allow_inf else "a finite number"
+        raise LossylearnError(f"{name} must be {kind} >= 0; got {value!r}")
     return v
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "fit_target",
     "initial_lambda",
     "measure",
+    "psnr_from_mse",
     "train_codec",
     "train_ladder",
     "train_rung",

@@ -59,6 +59,9 @@ METHODS = ("auto", "sqp", "squarem", "plain")
 #: (each SQP step builds an m x m Hessian).
 SQP_MAX_OUTPUTS = 1024
 
+#: SQP iterations without halving the certified gap after which a run stops as stalled.
+STALL_ITERATIONS = 12
+
 
 def minimize_lagrangian(
     p: FloatArray,
@@ -109,7 +112,11 @@ def minimize_lagrangian(
     channel[~live] = q[None, :]
     channel /= channel.sum(axis=1, keepdims=True)
     return LagrangianSolution(
-        q=q, channel=channel, upper=upper, lower=lower, iterations=iterations,
+        q=q,
+        channel=channel,
+        upper=upper,
+        lower=lower,
+        iterations=iterations,
         converged=gap <= tol,
     )
 
@@ -191,8 +198,9 @@ def _active_set_qp(
                 sub = hess[np.ix_(free, free)]
                 sub[np.diag_indices_from(sub)] += 1e-13 * scale
                 try:
-                    z[free] = cho_solve(cho_factor(sub, check_finite=False), -lin[free],
-                                        check_finite=False)
+                    z[free] = cho_solve(
+                        cho_factor(sub, check_finite=False), -lin[free], check_finite=False
+                    )
                 except np.linalg.LinAlgError:
                     z[free] = np.linalg.lstsq(sub, -lin[free], rcond=None)[0]
             blocked = free & (z <= 0)
@@ -235,12 +243,22 @@ def _sqp_output_law(
     v = kernel @ x
     fx = -float(pl @ np.log(v)) + float(x.sum())
     gap = math.inf
+    best = (math.inf, x, v)
+    since_best = 0
     iterations = 0
     while iterations < max_iter:
         c = kt @ (pl / v)
         total = float(x.sum())
         gap = math.log(float(c.max()) * total)
-        if gap <= tol:
+        if gap < 0.5 * best[0]:
+            since_best = 0
+        else:
+            since_best += 1
+        if gap < best[0]:
+            best = (gap, x, v)
+        if gap <= tol or since_best > STALL_ITERATIONS:
+            # Converged, or stalled at the floating-point floor of an ill-conditioned problem:
+            # stop with the best certified iterate rather than spin to the iteration cap.
             break
         iterations += 1
         a = (sqrt_p / v)[:, None] * kernel
@@ -274,6 +292,7 @@ def _sqp_output_law(
         v = kernel @ x
         fx = -float(pl @ np.log(v)) + float(x.sum())
         y = x.copy()
+    gap, x, v = best
     total = float(x.sum())
     return x / total, v / total, gap, iterations
 
@@ -310,7 +329,12 @@ class RDCurve:
     def as_rows(self) -> list[dict[str, float]]:
         """The curve as JSON-ready rows."""
         return [
-            {"distortion": float(d), "rate_bits": float(r), "lower_bound_bits": float(lb), "slope": float(s)}
+            {
+                "distortion": float(d),
+                "rate_bits": float(r),
+                "lower_bound_bits": float(lb),
+                "slope": float(s),
+            }
             for d, r, lb, s in zip(
                 self.distortions, self.rates_bits, self.lower_bounds_bits, self.slopes, strict=True
             )
@@ -381,7 +405,11 @@ def blahut_arimoto(
         return _zero_rate_point(p, d)
     cost = _slope_cost(d, beta)
     sol = minimize_lagrangian(
-        p, cost, q0=None if q0 is None else np.asarray(q0, float), tol=tol, max_iter=max_iter,
+        p,
+        cost,
+        q0=None if q0 is None else np.asarray(q0, float),
+        tol=tol,
+        max_iter=max_iter,
         method=method,
     )
     return _point_from(p, d, sol, beta, None)
@@ -402,8 +430,14 @@ def _zero_rate_point(p: FloatArray, d: FloatArray) -> RDPoint:
     q = np.zeros(d.shape[1])
     q[col] = 1.0
     return RDPoint(
-        distortion=_expected_distortion(p, d, channel), rate_bits=0.0, lower_bound_bits=0.0,
-        slope=0.0, channel=channel, output_law=q, iterations=0, converged=True,
+        distortion=_expected_distortion(p, d, channel),
+        rate_bits=0.0,
+        lower_bound_bits=0.0,
+        slope=0.0,
+        channel=channel,
+        output_law=q,
+        iterations=0,
+        converged=True,
     )
 
 
@@ -425,7 +459,11 @@ class _SlopeSolver:
         # The limit beta -> inf has its own kernel; a warm start from a finite slope hurts there.
         q0 = None if math.isinf(beta) else self.q
         sol = minimize_lagrangian(
-            self.p, _slope_cost(self.d, beta), q0=q0, tol=self.tol, max_iter=self.max_iter,
+            self.p,
+            _slope_cost(self.d, beta),
+            q0=q0,
+            tol=self.tol,
+            max_iter=self.max_iter,
             method=self.method,
         )
         self.iterations += sol.iterations
@@ -443,7 +481,9 @@ class _SlopeSolver:
         ds = np.array([e[1] for e in pts])
         ts = np.array([e[0] for e in pts])
         k = int(np.searchsorted(ds, target))
-        i, j = (k - 1, k) if 0 < k < len(pts) else ((0, 1) if k == 0 else (len(pts) - 2, len(pts) - 1))
+        i, j = (
+            (k - 1, k) if 0 < k < len(pts) else ((0, 1) if k == 0 else (len(pts) - 2, len(pts) - 1))
+        )
         nearest = pts[int(np.argmin(np.abs(ds - target)))]
         if len(pts) < 2 or ds[j] == ds[i]:
             return None
@@ -541,8 +581,11 @@ def _solve_target(
     lam = (da - target) / (da - db) if da != db else 0.0
     mix = (1.0 - lam) * lo.sol.channel + lam * hi.sol.channel
     mixed = LagrangianSolution(
-        q=p @ mix, channel=mix, upper=max(lo.sol.upper, hi.sol.upper),
-        lower=min(lo.sol.lower, hi.sol.lower), iterations=0,
+        q=p @ mix,
+        channel=mix,
+        upper=max(lo.sol.upper, hi.sol.upper),
+        lower=min(lo.sol.lower, hi.sol.lower),
+        iterations=0,
         converged=lo.sol.converged and hi.sol.converged,
     )
     return _point_from(p, d, mixed, math.exp(0.5 * (lo.t + hi.t)), target)
@@ -582,9 +625,14 @@ def solve_rate_distortion(
 
 def _with_total_iterations(point: RDPoint, iterations: int) -> RDPoint:
     return RDPoint(
-        distortion=point.distortion, rate_bits=point.rate_bits,
-        lower_bound_bits=point.lower_bound_bits, slope=point.slope, channel=point.channel,
-        output_law=point.output_law, iterations=iterations, converged=point.converged,
+        distortion=point.distortion,
+        rate_bits=point.rate_bits,
+        lower_bound_bits=point.lower_bound_bits,
+        slope=point.slope,
+        channel=point.channel,
+        output_law=point.output_law,
+        iterations=iterations,
+        converged=point.converged,
     )
 
 
@@ -600,7 +648,12 @@ def rate_distortion(
 ) -> float:
     """``R(D)`` in bits for a finite source ``p_x`` and distortion matrix ``d[x, xhat]``."""
     return solve_rate_distortion(
-        p_x, distortion, D, tol=tol, distortion_tol=distortion_tol, max_iter=max_iter,
+        p_x,
+        distortion,
+        D,
+        tol=tol,
+        distortion_tol=distortion_tol,
+        max_iter=max_iter,
         method=method,
     ).rate_bits
 
@@ -649,6 +702,9 @@ def rate_distortion_curve(
         lowers[idx] = point.lower_bound_bits
         slopes[idx] = point.slope
     return RDCurve(
-        distortions=targets, rates_bits=rates, lower_bounds_bits=lowers, slopes=slopes,
+        distortions=targets,
+        rates_bits=rates,
+        lower_bounds_bits=lowers,
+        slopes=slopes,
         iterations=solver.iterations,
     )
