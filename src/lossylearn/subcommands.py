@@ -6,8 +6,9 @@ import typer
 
 
 def mount(app: typer.Typer) -> None:
-    """Attach the ``codec`` (learned codec) and ``study`` (``lcon``, ``urdc``) command groups."""
+    """Attach the ``codec`` (learned codec), ``study`` (``lcon``, ``urdc``) and ``theory`` groups."""
     from lossylearn.codecs.learned.cli import app as codec_app
+    from lossylearn.theory.cli import app as theory_app
     from lossylearn.studies.cli import app as lcon_app
     from lossylearn.urdc.cli import app as urdc_app
 
@@ -19,3 +20,4 @@ def mount(app: typer.Typer) -> None:
     study.add_typer(urdc_app, name="urdc")
     app.add_typer(study, name="study")
     app.add_typer(codec_app, name="codec")
+    app.add_typer(theory_app, name="theory")
