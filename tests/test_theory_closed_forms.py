@@ -149,3 +149,18 @@ def test_gaussian_rdc_against_search_over_gaussian_channels() -> None:
             assert brute - closed < 3e-3
     with pytest.raises(LossylearnError, match="below h"):
         gaussian_rdc(0.5, 0.1, sigma, gain=gain, label_noise=tau)
+
+
+def test_gaussian_dp_region_against_search_over_decoders() -> None:
+    # Representation of rate R: U = E[X|Z] ~ N(0, s^2); decoders Xhat = a U + b W, W ~ N(0, 1).
+    sigma = 1.0
+    a, b = np.meshgrid(np.linspace(0.0, 2.5, 1201), np.linspace(0.0, 1.2, 1201), indexing="ij")
+    for R in [0.2, 0.7, 1.5]:
+        s2 = sigma**2 * (1 - math.exp(-2 * R))
+        mse = sigma**2 - 2 * a * s2 + a * a * s2 + b * b
+        w2 = (sigma - np.sqrt(a * a * s2 + b * b)) ** 2
+        for P in [0.0, 0.01, 0.1, 1.0]:
+            p_eff = max(P, 1e-6)
+            brute = mse[w2 <= p_eff].min()
+            assert gaussian_rdp_distortion(R, p_eff, sigma) <= brute + 1e-9
+            assert brute - gaussian_rdp_distortion(R, P, sigma) < 3e-3

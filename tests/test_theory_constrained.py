@@ -135,7 +135,7 @@ def test_rdc_asymmetric_label_against_brute_force() -> None:
         assert point.rate_bits <= brute + 1e-9
         assert brute - point.rate_bits < 3e-3
         assert point.lower_bound_bits <= point.rate_bits
-        h = conditional_entropy((joint.T @ point.channel))
+        h = conditional_entropy(joint.T @ point.channel)
         assert h <= C + 1e-7
 
 

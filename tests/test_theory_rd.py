@@ -115,7 +115,9 @@ def test_curve_is_decreasing_convex_and_matches_single_solves() -> None:
     d = np.abs(x[:, None] - x[None, :])
     curve = rate_distortion_curve(p, d, n_points=25)
     dmin, dmax = distortion_range(p, d)
-    assert curve.distortions[0] == pytest.approx(dmin) and curve.distortions[-1] == pytest.approx(dmax)
+    assert curve.distortions[0] == pytest.approx(dmin) and curve.distortions[-1] == pytest.approx(
+        dmax
+    )
     r = curve.rates_bits
     assert np.all(np.diff(r) <= 1e-10)
     assert np.all(np.diff(r, 2) >= -1e-8)
@@ -130,7 +132,10 @@ def test_update_methods_agree() -> None:
     rng = np.random.default_rng(5)
     p = rng.dirichlet(np.ones(4))
     cost = 2.0 * rng.random((4, 5))
-    sols = {m: minimize_lagrangian(p, cost, method=m, tol=1e-9, max_iter=200_000) for m in ("sqp", "squarem", "plain")}
+    sols = {
+        m: minimize_lagrangian(p, cost, method=m, tol=1e-9, max_iter=200_000)
+        for m in ("sqp", "squarem", "plain")
+    }
     ref = sols["sqp"].upper
     for sol in sols.values():
         assert sol.lower <= ref + 1e-9

@@ -57,7 +57,9 @@ def test_binary_rdp_penalty_is_positive_and_certified() -> None:
     assert result.penalty_lower_bits > 0.0155  # proven: no representation does better
     assert rate_penalty(result) == pytest.approx(0.01581, abs=5e-5)
     # The returned encoder is a representation serving both targets at the stated rate.
-    assert mutual_information_nats(px, result.encoder) / math.log(2) == pytest.approx(result.rate_bits)
+    assert mutual_information_nats(px, result.encoder) / math.log(2) == pytest.approx(
+        result.rate_bits
+    )
     ch1, ch2 = _marginal_channels(result.encoder, 2, 2)
     assert float(px @ (ch1 * HAMMING2).sum(1)) <= 0.15 + 1e-7
     assert float(px @ (ch2 * HAMMING2).sum(1)) <= d2 + 1e-7
@@ -104,3 +106,35 @@ def test_too_many_targets_is_refused() -> None:
     targets = [(0.1 + 0.05 * i, 0.2 - 0.05 * i) for i in range(4)]
     with pytest.raises(LossylearnError, match="channel entries"):
         universal_rdp(px, d, targets)
+
+
+def test_sampled_representations_never_beat_the_certified_bound() -> None:
+    # Representations for the A > 0 example built by hand: a channel meeting each target and a
+    # random coupling of the two per source symbol. None may go below the proven lower bound.
+    p = 0.3
+    px = np.array([1 - p, p])
+    d1 = 0.15
+    r0 = binary_rdp(p, d1, 1.0)
+    d2 = brentq(lambda D: binary_rdp(p, D, 0.0) - r0, 0.15, 2 * p * (1 - p) - 1e-9)
+    result = universal_rdp(px, HAMMING2, [(d1, 1.0), (d2, 0.0)])
+    rng = np.random.default_rng(9)
+    n = 20_000
+    a2 = rng.uniform(0, d2 / (2 * (1 - p)), n)  # perfect realism: P(0|1) = (1-p) a2 / p
+    w2 = np.stack(
+        [np.stack([1 - a2, a2], -1), np.stack([(1 - p) * a2 / p, 1 - (1 - p) * a2 / p], -1)], 1
+    )
+    a1 = rng.uniform(0, d1 / (1 - p), n)
+    b1 = rng.uniform(0, 1, n) * np.maximum(d1 - (1 - p) * a1, 0) / p
+    w1 = np.stack([np.stack([1 - a1, a1], -1), np.stack([b1, 1 - b1], -1)], 1)
+    # Joint over (xhat1, xhat2) given x: P(1,1) = t in [max(0, u+v-1), min(u, v)].
+    u, v = w1[:, :, 1], w2[:, :, 1]
+    lo, hi = np.maximum(0, u + v - 1), np.minimum(u, v)
+    t = lo + rng.uniform(0, 1, (n, 2)) * (hi - lo)
+    enc = np.stack([1 - u - v + t, v - t, u - t, t], -1)  # order (0,0), (0,1), (1,0), (1,1)
+    joint = px[None, :, None] * enc
+    q = joint.sum(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(joint > 0, joint * np.log2(enc / q), 0).sum((1, 2))
+    best = float(rates.min())
+    assert best >= result.lower_bound_bits - 1e-12
+    assert best - result.rate_bits < 0.05  # the samples are near the optimum, not far off

@@ -2,18 +2,29 @@
 
 Method. For a slope ``beta >= 0`` (nats per unit of distortion) Blahut-Arimoto minimises the
 Lagrangian ``I(X; Xhat) + beta * E d(X, Xhat)`` by alternating the optimal test channel
-``W(xhat|x) ∝ q(xhat) exp(-beta d(x, xhat))`` and its output law ``q``. Written in ``q`` alone the
-iteration is ``q <- q * c(q)`` with ``c_j = sum_x p_x K_xj / (K q)_x``, ``K = exp(-beta d)``; it is the
-EM iteration for mixture weights, so it is accelerated here with SQUAREM extrapolation (Varadhan &
-Roland 2008) guarded by a monotonicity check. Every iterate carries Blahut's certificate: the
-Lagrangian minimum lies between ``F(q) - log max_j c_j`` and ``F(q)``, ``F(q) = -sum_x p_x log (Kq)_x``,
-so the stopping rule ``log max_j c_j <= tol`` bounds the error of the value, not just the step.
+``W(xhat|x) ∝ q(xhat) exp(-beta d(x, xhat))`` and its output law ``q``. In ``q`` alone the classic
+iteration is ``q <- q * c(q)``, ``c_j = sum_x p_x K_xj / (K q)_x``, ``K = exp(-beta d)``: EM for
+mixture weights, which crawls when outputs are nearly collinear or must die out (fine grids,
+squared error). The output-law update is therefore a choice:
+
+- ``"sqp"`` (default up to 1024 outputs): sequential quadratic programming on the same objective
+  with an active-set inner solver (Kim, Carbonetto, Stephens & Anitescu 2020, "mix-SQP"): unused
+  outputs get exact zeros and convergence is fast and to full precision;
+- ``"squarem"``: Blahut-Arimoto steps with SQUAREM extrapolation (Varadhan & Roland 2008);
+- ``"plain"``: the textbook iteration (kept as a reference and for the benchmark).
+
+Every iterate carries Blahut's certificate: the Lagrangian minimum lies between
+``F(q) - log max_j c_j`` and ``F(q)``, ``F(q) = -sum_x p_x log (Kq)_x``, so the stopping rule
+``log max_j c_j <= tol`` bounds the error of the value, not just the step. Runs that stall at the
+floating-point floor (about 1e-10 nats on ill-conditioned grids) stop early with their gap.
 
 A target distortion ``D`` is met by finding the slope: the distortion of the optimal channel falls
-monotonically with ``beta``; it is bracketed in ``log beta`` and located by Illinois regula falsi,
-warm-starting each Blahut-Arimoto run from the previous output law. Where ``R(D)`` has a straight
-segment the distortion jumps at one slope; the two channels either side are then mixed (time
-sharing), which is exact on a straight segment. Rates are reported in bits.
+monotonically with ``beta``. The search brackets ``log beta`` and runs a safeguarded secant,
+starting from a slope interpolated in the table of earlier evaluations and warm-starting each run
+from the previous output law. Where ``R(D)`` has a straight segment the distortion jumps at one
+slope; the two channels either side are then mixed (time sharing), which is exact there. The rate
+at ``D`` is the channel's rate moved along the tangent of slope ``-beta`` (a second-order
+correction) and comes with the certified lower bound ``L(beta) - beta D``. Rates are in bits.
 """
 
 from __future__ import annotations
@@ -525,7 +536,7 @@ def _solve_target(
     last: _Eval | None = None
     prediction = solver.predict(target)
     if prediction is None:
-        t = -math.log(max(dmax - dmin, 1e-300))
+        t = -math.log(_span(d, dmin, dmax))
     else:
         t = prediction[0]
         known = [e for e in solver.table if e[0] == prediction[1]][-1]
@@ -591,8 +602,17 @@ def _solve_target(
     return _point_from(p, d, mixed, math.exp(0.5 * (lo.t + hi.t)), target)
 
 
-def _distortion_tolerance(distortion_tol: float, dmin: float, dmax: float) -> float:
-    return float(distortion_tol) * max(dmax - dmin, 1e-300)
+def _span(d: FloatArray, dmin: float, dmax: float) -> float:
+    """The scale of the distortion axis: ``D_max - D_min``, or the finite spread of ``d`` when
+    every output has an infinite distortion to some symbol (then ``D_max`` is infinite)."""
+    if math.isfinite(dmax):
+        return max(dmax - dmin, 1e-300)
+    finite = d[np.isfinite(d)]
+    return max(float(finite.max()) - dmin, float(finite.max()), 1e-300)
+
+
+def _distortion_tolerance(distortion_tol: float, d: FloatArray, dmin: float, dmax: float) -> float:
+    return float(distortion_tol) * _span(d, dmin, dmax)
 
 
 def solve_rate_distortion(
@@ -615,7 +635,7 @@ def solve_rate_distortion(
     d = as_distortion(distortion, p.size)
     target = as_nonneg(D, "D")
     dmin, dmax = distortion_range(p, d)
-    dtol = _distortion_tolerance(distortion_tol, dmin, dmax)
+    dtol = _distortion_tolerance(distortion_tol, d, dmin, dmax)
     if target < dmin - dtol:
         raise LossylearnError(f"D = {target:g} is below the least achievable distortion {dmin:g}")
     solver = _SlopeSolver(p, d, tol, max_iter, method)
@@ -669,7 +689,8 @@ def rate_distortion_curve(
     max_iter: int = 10_000,
     method: str = "auto",
 ) -> RDCurve:
-    """Trace ``R(D)`` (bits) at ``distortions``, or at ``n_points`` evenly spaced in [D_min, D_max].
+    """Trace ``R(D)`` (bits) at ``distortions``, or at ``n_points`` evenly spaced in [D_min, D_max]
+    (when ``D_max`` is infinite, over the finite spread of the distortion matrix).
 
     Targets are solved from the largest distortion down. Each slope search starts from the
     previous output law and a slope interpolated from all earlier evaluations, so a target
@@ -678,11 +699,14 @@ def rate_distortion_curve(
     p = as_pmf(p_x, "p_x")
     d = as_distortion(distortion, p.size)
     dmin, dmax = distortion_range(p, d)
-    dtol = _distortion_tolerance(distortion_tol, dmin, dmax)
+    dtol = _distortion_tolerance(distortion_tol, d, dmin, dmax)
     if distortions is None:
         if n_points < 2:
             raise LossylearnError(f"n_points must be >= 2; got {n_points}")
-        targets = np.linspace(dmin, dmax, int(n_points))
+        # With every output infinitely far from some symbol the rate never reaches 0: trace the
+        # finite spread of the distortion matrix instead.
+        top = dmax if math.isfinite(dmax) else dmin + _span(d, dmin, dmax)
+        targets = np.linspace(dmin, top, int(n_points))
     else:
         targets = np.asarray(distortions, dtype=np.float64).ravel()
         if targets.size == 0 or np.any(~np.isfinite(targets)) or np.any(targets < 0):

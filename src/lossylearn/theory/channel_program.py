@@ -37,8 +37,9 @@ from lossylearn.errors import LossylearnError
 from lossylearn.theory.ba_solver import minimize_lagrangian
 from lossylearn.theory.info import FloatArray
 
-#: Largest number of channel entries the SLSQP solver accepts (its work grows as the cube).
-MAX_CHANNEL_ENTRIES = 1600
+#: Largest number of channel entries the SLSQP solver accepts: its work grows as the cube
+#: (128 entries take about 2 s, 256 about 20 s on one core).
+MAX_CHANNEL_ENTRIES = 256
 
 
 @dataclass(frozen=True)

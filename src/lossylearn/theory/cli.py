@@ -529,12 +529,12 @@ def lcon_check_command(
         )
         for col in (
             "k",
-            "R solver (bits)",
-            "H(Z^k)/k - H(N)",
+            "R solver",
+            "formula",
             "|diff|",
-            "TV(recon, P_X^k)",
-            "TV(joint)",
-            "slope/(k ln2)",
+            "TV recon",
+            "TV joint",
+            "slope/k ln2",
         ):
             table.add_column(col, justify="right")
         for r in payload_rows:
@@ -547,7 +547,10 @@ def lcon_check_command(
                 f"{r['joint_tv']:.1e}",
                 f"{r['slope'] / (r['k'] * math.log(2)):.6f}",
             )
-        table.caption = f"leakage ceiling log2 Q - H(N) = {leakage_ceiling(noise):.4f} bits"
+        table.caption = (
+            "bits per symbol; formula = H(Z^k)/k - H(N); TV recon = TV(recon law, P_X^k); "
+            f"leakage ceiling log2 Q - H(N) = {leakage_ceiling(noise):.4f}"
+        )
         payload = {
             "source": {
                 "kind": src.kind,

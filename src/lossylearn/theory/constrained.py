@@ -166,7 +166,8 @@ def rate_distortion_perception(
     return solve_rate_distortion_perception(p_x, distortion, D, P, divergence).rate_bits
 
 
-def _as_joint(p_xs: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+def split_joint(p_xs: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Validate a joint law ``p_xs[x, s]``; return it, the law of ``X`` and ``p(s|x)``."""
     joint = as_pmf(p_xs, "p_xs")
     if joint.ndim != 2:
         raise LossylearnError(f"p_xs must be a 2-D joint law of (X, S); got shape {joint.shape}")
@@ -177,7 +178,7 @@ def _as_joint(p_xs: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
 
 def label_floor_bits(p_xs: ArrayLike) -> float:
     """``H(S|X)`` in bits: the least ``H(S|Xhat)`` any reconstruction can reach."""
-    joint, p, _ = _as_joint(p_xs)
+    joint, p, _ = split_joint(p_xs)
     return entropy(joint) - entropy(p)
 
 
@@ -207,7 +208,7 @@ def solve_rate_distortion_classification(
 ) -> ConstrainedPoint:
     """``R(D, C)`` with its channel (see :class:`ConstrainedPoint`); ``C`` bounds ``H(S|Xhat)``
     in bits. ``n_random_starts`` seeded random starting channels join the structured ones."""
-    joint, p, cond = _as_joint(p_xs)
+    joint, p, cond = split_joint(p_xs)
     d = as_distortion(distortion, p.size)
     D = as_nonneg(D, "D")
     C = as_nonneg(C, "C", allow_inf=True)

@@ -51,9 +51,9 @@ from lossylearn.theory.channel_program import (
 )
 from lossylearn.theory.constrained import (
     ConstrainedPoint,
-    _as_joint,
     solve_rate_distortion_classification,
     solve_rate_distortion_perception,
+    split_joint,
 )
 from lossylearn.theory.info import FloatArray, as_distortion, as_nonneg, as_pmf
 
@@ -163,8 +163,8 @@ def _solve_universal(
     extra: FloatArray | None,
 ) -> UniversalResult:
     n, m = d.shape
-    rates = [pt.rate_bits for pt in points]
-    lowers = [pt.lower_bound_bits for pt in points]
+    rates = [float(pt.rate_bits) for pt in points]
+    lowers = [float(pt.lower_bound_bits) for pt in points]
     active = _prune(targets, rates)
     best_single = max(rates)
     if len(active) <= 1:
@@ -214,7 +214,7 @@ def _solve_universal(
         lower = max(max(sol.lower_bound, 0.0) / LN2, max(lowers))
     else:
         lower = max(lowers)
-    lower = min(lower, rate)
+    lower = float(min(lower, rate))
     return UniversalResult(
         kind=kind,
         targets=targets,
@@ -224,7 +224,7 @@ def _solve_universal(
         lower_bound_bits=lower,
         penalty_bits=max(rate - best_single, 0.0),
         penalty_lower_bits=max(lower - best_single, 0.0),
-        exact=rate - lower <= 1e-6,
+        exact=bool(rate - lower <= 1e-6),
         encoder=sol.channel,
         n_reconstructions=m,
     )
@@ -259,7 +259,7 @@ def universal_rdc(
 ) -> UniversalResult:
     """``R(Theta)`` and ``A(Theta)`` for ``(D, C)`` targets (``C`` bounds ``H(S|Xhat)`` in bits);
     an achievable rate with a proven lower bound (the problem is not convex)."""
-    joint, p, cond = _as_joint(p_xs)
+    joint, p, cond = split_joint(p_xs)
     d = as_distortion(distortion, p.size)
     clean = _clean_targets(targets, "C")
     points = [solve_rate_distortion_classification(joint, d, D, C) for D, C in clean]
