@@ -273,6 +273,9 @@ def test_interrupted_run_is_not_a_store_and_resumes_to_identical_bytes(
         open_store(tmp_path / "cut")
     with pytest.raises(StoreError, match="--resume"):
         lossylearn.compress(**kw, out=tmp_path / "cut")
+    # what a writer killed between write and rename leaves behind
+    (tmp_path / "cut" / ".lossylearn-run.json.x1.tmp").write_bytes(b"{half")
+    (tmp_path / "cut" / "shards" / ".shard-00003.parquet.x2.tmp").write_bytes(b"PAR1")
     lossylearn.compress(**kw, out=tmp_path / "cut", resume=True)
     assert store_bytes(tmp_path / "cut") == store_bytes(tmp_path / "full")
     assert not (tmp_path / "cut" / RUN_STATE).exists()

@@ -22,6 +22,7 @@ from lossylearn.store.layout import (
     RUN_STATE,
     SHARDS_DIR,
     atomic_write_json,
+    remove_stale_temporaries,
     sha256_file,
 )
 
@@ -110,6 +111,7 @@ def prepare_output(
                 f"{directory}: holds an unfinished run with different settings; "
                 "resume it with the same arguments, or choose another --out"
             )
+        remove_stale_temporaries(directory)  # left by a writer killed mid-rename
         state = RunState(
             directory=directory,
             fingerprint=fp,

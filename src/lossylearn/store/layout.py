@@ -57,6 +57,17 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete temporary files a killed writer left in a store folder; returns how many."""
+    n = 0
+    for folder in (directory, directory / SHARDS_DIR, directory / HEADERS_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
