@@ -8,8 +8,8 @@ import typer
 def mount(app: typer.Typer) -> None:
     """Attach the ``codec`` (learned codec), ``study`` (``lcon``, ``urdc``) and ``theory`` groups."""
     from lossylearn.codecs.learned.cli import app as codec_app
-    from lossylearn.theory.cli import app as theory_app
     from lossylearn.studies.cli import app as lcon_app
+    from lossylearn.theory.cli import app as theory_app
     from lossylearn.urdc.cli import app as urdc_app
 
     study = typer.Typer(
