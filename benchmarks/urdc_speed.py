@@ -20,7 +20,7 @@ import torch
 
 from lossylearn.data import load_dataset
 from lossylearn.urdc.metrics import estimate_w1
-from lossylearn.urdc.models import Encoder, NetConfig, build_decoder
+from lossylearn.urdc.models import ConvDecoder, Encoder, NetConfig, build_decoder
 from lossylearn.urdc.quantizer import DitheredQuantizer
 from lossylearn.urdc.study import get_profile, plan_models
 from lossylearn.urdc.train import (
@@ -50,9 +50,11 @@ def _time_train(
     for r in range(repeats + 1):
         torch.manual_seed(r)
         enc = Encoder(3)
-        dec = build_decoder(NetConfig(decoder=kind))
-        if channels_last:
-            dec = dec.to(memory_format=torch.channels_last)
+        dec = (
+            ConvDecoder(3, channels_last=channels_last)
+            if kind == "conv"
+            else build_decoder(NetConfig(decoder=kind))
+        )
         head = Head(dec, obj)
         n_steps = TrainConfig(batch_size=64).steps_per_epoch(x.shape[0])
         t0, c0 = time.perf_counter(), time.process_time()

@@ -60,6 +60,13 @@ def test_network_shapes_and_ranges() -> None:
         out = dec(z)
         assert out.shape == (5, 1, 28, 28) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     assert Critic()(x).shape == (5,)
+    # the NHWC weight layout is a speed choice only: same weights, same function
+    plain, fast = (
+        ConvDecoder(3, channels_last=False).eval(),
+        ConvDecoder(3, channels_last=True).eval(),
+    )
+    fast.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(fast(z), plain(z), rtol=1e-5, atol=1e-6)
 
 
 def test_net_config_round_trip_and_errors() -> None:
@@ -214,13 +221,16 @@ def test_plans_cover_the_grids() -> None:
 def test_profile_overrides_and_their_errors() -> None:
     from lossylearn.urdc.study import override_profile
 
-    prof = override_profile(get_profile("paper"), rates="3x3,4x4", rdc_lambdas="0,0.0066,0.015", rdp_lambdas="")
+    prof = override_profile(
+        get_profile("paper"), rates="3x3,4x4", rdc_lambdas="0,0.0066,0.015", rdp_lambdas=""
+    )
     assert prof.rates == ((3, 3), (4, 4)) and prof.universal_rate == (3, 3)
     assert prof.rdc_lambdas == (0.0, 0.0066, 0.015) and prof.universal_rdc_encoder == 0.015
     assert prof.rdp_lambdas == () and prof.universal_rdp_lambdas == ()
     plan = plan_models(prof)
     assert sum(s.kind == "end-to-end" for s in plan) == 6
-    assert sum(s.kind == "universal" for s in plan) == 6  # 3 on the e2e encoder, 3 on the shared one
+    # 3 decoders on the end-to-end encoder, 3 on the shared one
+    assert sum(s.kind == "universal" for s in plan) == 6
     rdp_only = override_profile(prof, rdc_lambdas="0", rdp_lambdas="0,0.015")
     kinds = [(s.kind, s.curves) for s in plan_models(rdp_only)]
     assert kinds.count(("universal", ("perception",))) == 2 and ("shared", ()) not in kinds

@@ -96,10 +96,12 @@ class Encoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Anchor decoder: Linear d-128-512, reshape (32, 4, 4), ConvT k5 s2 -> k5 s2 -> k4 s1, Sigmoid.
 
-    Spatial sizes 4 -> 11 -> 25 -> 28.
+    Spatial sizes 4 -> 11 -> 25 -> 28. ``channels_last`` stores the transposed-convolution weights
+    in NHWC order; it computes the same function (measured only ~4% faster on this CPU, so off by
+    default).
     """
 
-    def __init__(self, latent_dim: int) -> None:
+    def __init__(self, latent_dim: int, channels_last: bool = False) -> None:
         super().__init__()
         self.expand = nn.Sequential(*_dense(latent_dim, 128), *_dense(128, 512))
         self.deconvolve = nn.Sequential(
@@ -112,11 +114,13 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(128, 1, kernel_size=4, stride=1),
             nn.Sigmoid(),
         )
+        if channels_last:
+            self.deconvolve.to(memory_format=torch.channels_last)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Dequantized latents (B, d) -> images (B, 1, 28, 28) in [0, 1]."""
         h = self.expand(z).reshape(z.shape[0], 32, 4, 4)
-        return self.deconvolve(h)
+        return self.deconvolve(h).contiguous()
 
 
 class MLPDecoder(nn.Module):
