@@ -166,3 +166,11 @@ def test_console_script_installed():
     assert exe is not None
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "lossylearn" in proc.stdout
+
+
+def test_cli_import_does_not_load_torch():
+    # every command would start ~1.5 s slower; torch loads only in the commands that train
+    code = "import sys, lossylearn.cli; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

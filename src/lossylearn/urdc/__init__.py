@@ -12,66 +12,22 @@ Modules: :mod:`.models` (encoder, decoders, critic, classifier), :mod:`.quantize
 
 from __future__ import annotations
 
-from lossylearn.urdc.metrics import CodecMetrics, classifier_scores, estimate_w1, receive, transmit
-from lossylearn.urdc.models import (
-    Classifier,
-    ConvDecoder,
-    Critic,
-    Encoder,
-    MLPDecoder,
-    NetConfig,
-    build_decoder,
-)
-from lossylearn.urdc.quantizer import (
-    BitstreamHeader,
-    BitstreamSize,
-    DitheredQuantizer,
-    decode_bitstream,
-    encode_bitstream,
-    pack_symbols,
-    shared_dither,
-    unpack_symbols,
-)
-from lossylearn.urdc.study import (
-    PROFILES,
-    ResultRow,
-    StudyProfile,
-    StudyResult,
-    get_profile,
-    run_study,
-)
-from lossylearn.urdc.train import Head, Objective, TrainConfig, train_classifier, train_codec
+import importlib
+from typing import Any
 
-__all__ = [
-    "PROFILES",
-    "BitstreamHeader",
-    "BitstreamSize",
-    "Classifier",
-    "CodecMetrics",
-    "ConvDecoder",
-    "Critic",
-    "DitheredQuantizer",
-    "Encoder",
-    "Head",
-    "MLPDecoder",
-    "NetConfig",
-    "Objective",
-    "ResultRow",
-    "StudyProfile",
-    "StudyResult",
-    "TrainConfig",
-    "build_decoder",
-    "classifier_scores",
-    "decode_bitstream",
-    "encode_bitstream",
-    "estimate_w1",
-    "get_profile",
-    "pack_symbols",
-    "receive",
-    "run_study",
-    "shared_dither",
-    "train_classifier",
-    "train_codec",
-    "transmit",
-    "unpack_symbols",
-]
+# Names load on first use, so importing the CLI (``lossylearn --help``) does not import torch.
+_HOME = {
+    "CodecMetrics": "metrics", "classifier_scores": "metrics", "estimate_w1": "metrics", "receive": "metrics", "transmit": "metrics",
+    "Classifier": "models", "ConvDecoder": "models", "Critic": "models", "Encoder": "models", "MLPDecoder": "models", "NetConfig": "models", "build_decoder": "models",
+    "BitstreamHeader": "quantizer", "BitstreamSize": "quantizer", "DitheredQuantizer": "quantizer", "decode_bitstream": "quantizer", "encode_bitstream": "quantizer", "pack_symbols": "quantizer", "shared_dither": "quantizer", "unpack_symbols": "quantizer",
+    "PROFILES": "study", "ResultRow": "study", "StudyProfile": "study", "StudyResult": "study", "get_profile": "study", "run_study": "study",
+    "Head": "train", "Objective": "train", "TrainConfig": "train", "train_classifier": "train", "train_codec": "train",
+}  # fmt: skip
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

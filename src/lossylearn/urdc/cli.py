@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.study import PROFILES, get_profile, override_profile, run_study
 
 __all__ = ["app", "main"]
 
@@ -23,7 +22,9 @@ app = typer.Typer(
 @app.callback(invoke_without_command=True)
 def main(
     profile: str = typer.Option(
-        "quick", "--profile", help=f"Grid and budget: {', '.join(PROFILES)}."
+        "quick",
+        "--profile",
+        help="Grid and budget: quick (CI, minutes) or paper (the slides' grids, hours on a CPU).",
     ),
     out: Path = typer.Option(
         ...,
@@ -62,6 +63,8 @@ def main(
     ),
 ) -> None:
     """Train the classifier, end-to-end and universal models of a profile; write results and report."""
+    from lossylearn.urdc.study import get_profile, override_profile, run_study  # imports torch
+
     console = Console(stderr=True)
     try:
         prof = override_profile(
