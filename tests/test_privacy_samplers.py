@@ -266,4 +266,3 @@ def test_specs_survive_pickling_for_worker_processes() -> None:
         add_noise(images, clone, NoiseSource.create(4, 2)),
         add_noise(images, spec, NoiseSource.create(4, 2)),
     )
-

@@ -129,3 +129,30 @@ def test_celeba_layout_fixture_runs_end_to_end(tmp_path: Path) -> None:
         r["n_train"] == 12 and r["n_test"] == 6 for r in data["rows"] if r["sweep"] == "noise"
     )
     assert (out / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_laplace_with_learned_codec_trains_it_on_a_held_out_split(tmp_path: Path) -> None:
+    out = tmp_path / "lap"
+    res = runner.invoke(
+        app,
+        ["--profile", "quick", "--noise", "laplace", "--codec", "learned", "--out", str(out),
+         "--n-train", "400", "--n-test", "100", "--psnr", "22.1", "--epochs", "1", "--adv-n-test", "40",
+         "--fgsm-eps", "0.1", "--threads", "1", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["dataset"]["n_codec_train"] == 80 and data["dataset"]["n_train_pool"] == 320
+    assert data["config"]["distortion_sweep"] is False  # Fig. 4 has no sweep
+    [rec] = data["codec_training"]
+    assert rec["metric"] == "mae" and rec["train_images"] + rec["validation_images"] == 80
+    assert rec["rounds"] and not rec["reused"]
+    ckpt = json.loads((out / rec["path"] / "config.json").read_text())
+    assert ckpt["distortion"] == "mae" and ckpt["meta"]["target"]["value"] == rec["target"]
+    [store] = data["stores"]
+    assert store["metric"] == "mae" and store["target_distortion"] == rec["target"]
+    manifest = json.loads((out / store["path"] / "manifest.json").read_text())
+    assert manifest["codec"]["name"] == "learned"
+    # no classifier saw the codec's 80 images: every scheme trains on at most the other 320
+    assert max(r["n_train"] for r in data["rows"]) <= 320
+    assert "Learned codecs" in (out / "report.html").read_text()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lossylearn.errors import LossylearnError
 from lossylearn.studies import (
+    LAPLACE_PSNRS,
     PAPER_PSNRS,
     CodedSizes,
     ResultRow,
@@ -113,6 +115,29 @@ def test_profiles_and_overrides() -> None:
         profile_config("quick", seeds=[1, 1])
     with pytest.raises(LossylearnError, match="epsilons"):
         profile_config("quick", fgsm_eps=[8.0])
+    lap = profile_config("paper", noise="laplace", codec="learned")
+    assert lap.psnrs == LAPLACE_PSNRS and not lap.distortion_sweep and lap.codec_epochs == 8
+    lq = profile_config("quick", noise="laplace", codec="learned", distortion_sweep=True)
+    assert lq.distortion_sweep and lq.codec_epochs == 3 and lq.psnrs == (10.1, 16.1, 22.1)
+    with pytest.raises(LossylearnError, match="codec-fraction"):
+        profile_config("quick", codec="learned", codec_fraction=1.5)
+    with pytest.raises(LossylearnError, match="trains its own learned codec"):
+        profile_config("quick", codec="learned", codec_options={"checkpoint": "x"})
+
+
+def test_matched_checkpoint_is_reused_only_for_the_same_target(tmp_path: Path) -> None:
+    from lossylearn.studies.codec_training import CodecTrainingConfig, matched_checkpoint
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 28, 28, 1), dtype=np.uint8)
+    cfg = CodecTrainingConfig(epochs=1, finetune_epochs=1, rounds=1, progress=False)
+    path = tmp_path / "ck"
+    first = matched_checkpoint(images, metric="mse", target=900.0, path=path, config=cfg)
+    assert not first["reused"] and first["rounds"] and first["metric"] == "mse"
+    again = matched_checkpoint(images, metric="mse", target=900.0, path=path, config=cfg)
+    assert again["reused"] and again["lmbda"] == first["lmbda"]
+    other = matched_checkpoint(images, metric="mse", target=400.0, path=path, config=cfg)
+    assert not other["reused"] and other["target"] == 400.0
 
 
 def test_cli_list_parsing() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 _HOME = {
     "CodedSizes": "calibration", "SchemeBudget": "calibration", "calibrate_storage": "calibration",
     "largest_prefix": "calibration", "Claim": "claims", "check_claims": "claims",
-    "PAPER_PSNRS": "lcon", "PROFILES": "lcon", "StudyConfig": "lcon", "StudyResult": "lcon",
+    "CodecTrainingConfig": "codec_training", "matched_checkpoint": "codec_training",
+    "LAPLACE_PSNRS": "lcon", "PAPER_PSNRS": "lcon", "PROFILES": "lcon", "StudyConfig": "lcon", "StudyResult": "lcon",
     "profile_config": "lcon", "run_lcon_study": "lcon", "SCHEMES": "results", "TEST_SETS": "results",
     "ResultRow": "results", "SummaryRow": "results", "summarize": "results",
 }  # fmt: skip

@@ -19,7 +19,9 @@ from ..errors import LossylearnError
 __all__ = ["app", "parse_floats", "parse_ints"]
 
 app = typer.Typer(
-    help="Reproduce the LCoN paper's experiments (section VI-A, Fig. 2 and Fig. 3) on your data.",
+    help="Reproduce the LCoN paper's experiments on your data: Gaussian noise + JPEG (section VI-A, "
+    "Fig. 2 and Fig. 3) or Laplacian noise + a learned MAE codec (--noise laplace --codec learned, "
+    "section VI-B, Fig. 4).",
     add_completion=False,
     invoke_without_command=True,
 )
@@ -118,6 +120,18 @@ def lcon(
     codec: str | None = typer.Option(
         None, "--codec", help="Codec matched to the noise (jpeg, webp, avif, learned)."
     ),
+    codec_fraction: float | None = typer.Option(
+        None,
+        "--codec-fraction",
+        help="With --codec learned: share of the training pool held out to train the codec "
+        "(never seen by a classifier; default 0.2).",
+    ),
+    codec_epochs: int | None = typer.Option(
+        None, "--codec-epochs", help="With --codec learned: epochs of the first model per target."
+    ),
+    codec_rounds: int | None = typer.Option(
+        None, "--codec-rounds", help="With --codec learned: most lambdas tried per target."
+    ),
     calibrate: bool | None = typer.Option(
         None,
         "--calibrate/--no-calibrate",
@@ -169,7 +183,8 @@ def lcon(
             profile, dataset=dataset, data_dir=str(data_dir) if data_dir else None, attribute=attribute,
             image_size=image_size, psnrs=parse_floats(psnr, "psnr"), seeds=parse_ints(seeds, "seeds"),
             n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, lr=lr, model=model,
-            width=width, noise=noise, codec=codec, calibrate=calibrate, equal_steps=equal_steps,
+            width=width, noise=noise, codec=codec, codec_fraction=codec_fraction,
+            codec_epochs=codec_epochs, codec_rounds=codec_rounds, calibrate=calibrate, equal_steps=equal_steps,
             fgsm_eps=parse_floats(fgsm_eps, "fgsm-eps"), pgd_eps=parse_floats(pgd_eps, "pgd-eps"),
             pgd_steps=pgd_steps, adv_n_test=adv_n_test, distortion_sweep=distortion_sweep,
             sweep_variance=sweep_variance, sweep_factors=parse_floats(sweep_factors, "sweep-factors"),

@@ -1,4 +1,4 @@
-"""The LCoN study: the paper's section VI-A experiments (Fig. 2 and Fig. 3) as one function.
+"""The LCoN study: the paper's section VI experiments (Fig. 2, Fig. 3 and Fig. 4) as one function.
 
 For every noise level of the grid, the training pool is noised and coded with the matched codec into
 a real store (``lossylearn.compress``); the three training schemes (clean = baseline 1, noisy =
@@ -8,7 +8,17 @@ on clean, noisy, LCoN, FGSM, LCoN-processed FGSM and PGD test sets. A second swe
 (variance 1600 on the 0-255 scale by default) and moves the codec's target distortion (Fig. 3).
 Everything lands in ``out``: results.json, results.csv, figures/*.png and report.html.
 
+With ``codec="learned"`` (section VI-B, Fig. 4: Laplacian noise and a neural codec trained for MAE)
+a share of the training pool (``codec_fraction``, default 0.2) is held out: for every store a codec
+is trained on the noisy versions of those images for the matched distortion
+(:mod:`.codec_training`), and no classifier, of any scheme, sees them. The checkpoints land in
+``out/codecs``.
+
 Commands and what they cost:
+
+* ``lossylearn study lcon --profile paper --noise laplace --codec learned --data-dir
+  shared/data/mnist --out D``: Fig. 4's PSNRs (8.1, 11.9, 16.1, 18.6, 22.1), no distortion sweep;
+  1,000 of the 5,000 training digits train the codecs, 4,000 the classifiers.
 
 * ``lossylearn study lcon --profile quick --out D``: embedded MNIST (1,000 training / 500 test
   digits), 3 PSNRs, 11 small-CNN trainings; about 45 s on one busy CPU core.
@@ -60,9 +70,11 @@ from ..learn import (
 )
 from .calibration import CodedSizes, SchemeBudget, calibrate_storage
 from .claims import Claim, check_claims
+from .codec_training import CodecTrainingConfig, matched_checkpoint
 from .results import SCHEMES, ResultRow, SummaryRow, summarize, write_csv, write_json
 
 __all__ = [
+    "LAPLACE_PSNRS",
     "PAPER_PSNRS",
     "PROFILES",
     "StudyConfig",
@@ -73,6 +85,8 @@ __all__ = [
 
 #: PSNR grid of the paper's Fig. 2 (dB, noisy images against clean, from the noise variance).
 PAPER_PSNRS: tuple[float, ...] = (8.1, 10.1, 11.9, 14.2, 16.1, 18.6, 22.1)
+#: PSNR grid of the paper's Fig. 4 (Laplacian noise, learned MAE codec).
+LAPLACE_PSNRS: tuple[float, ...] = (8.1, 11.9, 16.1, 18.6, 22.1)
 PROFILES: tuple[str, ...] = ("quick", "paper")
 RESULTS_FORMAT = "lossylearn-study-lcon/1"
 PARTIAL = "results.partial.json"
@@ -82,6 +96,7 @@ _STREAM_NOISY_TRAIN = 1_000_001
 _STREAM_NOISY_TEST = 1_000_002
 _STREAM_LCON_TEST = 1_000_003
 _STREAM_LCON_ADV = 1_000_100
+_STREAM_CODEC_TRAIN = 1_000_004
 _N_SAMPLES = 8
 
 
@@ -100,6 +115,12 @@ class StudyConfig:
     noise: str = "gaussian"
     codec: str = "jpeg"
     codec_options: dict[str, Any] = field(default_factory=dict)
+    codec_fraction: float = 0.2
+    """With ``codec="learned"``: the share of the training pool held out to train the codecs (the
+    classifiers never see it, as in the paper's section VI-B)."""
+    codec_epochs: int = 8
+    codec_finetune_epochs: int = 3
+    codec_rounds: int = 6
     calibrate: bool = True
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
@@ -151,6 +172,24 @@ class StudyConfig:
             )
         if self.workers < 1:
             raise LossylearnError(f"workers must be >= 1, got {self.workers}")
+        if self.codec == "learned":
+            if "checkpoint" in self.codec_options:
+                raise LossylearnError(
+                    "the study trains its own learned codec per noise level on a held-out split; "
+                    "drop the checkpoint option"
+                )
+            if not 0.0 < self.codec_fraction < 1.0:
+                raise LossylearnError(
+                    f"codec-fraction must lie strictly between 0 and 1, got {self.codec_fraction}"
+                )
+            self.codec_training()  # validates epochs and rounds
+
+    def codec_training(self) -> CodecTrainingConfig:
+        """How the learned codecs of this study are trained."""
+        return CodecTrainingConfig(
+            epochs=self.codec_epochs, finetune_epochs=self.codec_finetune_epochs,
+            rounds=self.codec_rounds, seed=self.data_seed, device=self.device, progress=self.progress,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -174,6 +213,8 @@ _PAPER: dict[str, Any] = dict(
     fgsm_eps=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3), pgd_eps=(0.1,), pgd_steps=10,
     sweep_factors=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
 )  # fmt: skip
+# The learned codec in the quick profile: short trainings, a loose target search.
+_QUICK_CODEC: dict[str, Any] = dict(codec_epochs=3, codec_finetune_epochs=1, codec_rounds=3)
 # Faces: ResNet, flips, and perturbations on the scale used for natural images (k/255).
 _CELEBA_QUICK: dict[str, Any] = dict(
     model="resnet18", width=16, image_size=32, hflip=True, batch_size=64, epochs=2,
@@ -195,6 +236,10 @@ def profile_config(
     * ``paper``: the paper's PSNR grid, 3 seeds, all training and test images, 10 epochs,
       FGSM epsilons 0.05..0.3 (MNIST) and a 7-point Fig. 3 sweep.
 
+    With ``noise="laplace"`` the paper profile uses Fig. 4's PSNRs; with ``codec="learned"`` the
+    distortion sweep is off unless asked for (each target trains a codec), and the quick profile
+    trains the codecs briefly (3 + 1 epochs, at most 3 lambdas).
+
     For ``celeba`` the models are ResNets (ResNet-34 at 64x64 for ``paper``, a narrow ResNet-18 at
     32x32 for ``quick``) trained with horizontal flips and attacked with epsilons of k/255.
     """
@@ -203,7 +248,15 @@ def profile_config(
     base = dict(_QUICK if profile == "quick" else _PAPER)
     if dataset.strip().lower() == "celeba":
         base.update(_CELEBA_QUICK if profile == "quick" else _CELEBA_PAPER)
-    base.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("noise") == "laplace" and profile == "paper":
+        base["psnrs"] = LAPLACE_PSNRS
+    if given.get("codec") == "learned":
+        # Fig. 4 has no distortion sweep, and with a learned codec every target costs a training.
+        base["distortion_sweep"] = False
+        if profile == "quick":
+            base.update(_QUICK_CODEC)
+    base.update(given)
     for k in ("psnrs", "seeds", "fgsm_eps", "pgd_eps", "sweep_factors"):
         if k in base:
             base[k] = tuple(base[k])
@@ -252,6 +305,7 @@ class _Point:
     quality: int
     bpp: float
     store: Path
+    codec_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _versions(threads: int | None) -> dict[str, str]:
@@ -337,6 +391,8 @@ class _Runner:
             "calibrate": 0.0,
         }
         self.n_models = 0
+        self.codec_records: list[dict[str, Any]] = []
+        self._codecs: dict[str, Any] = {}
 
     # -- data ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -353,6 +409,18 @@ class _Runner:
         te = np.sort(rng.permutation(len(ds.test_labels))[: c.n_test])
         self.train_x = np.ascontiguousarray(ds.train_images[tr])
         self.train_y = ds.train_labels[tr]
+        self.codec_x = self.train_x[:0]
+        if c.codec == "learned":
+            # The codecs train on their own split; no classifier (clean, noisy or LCoN) sees it.
+            n_codec = int(round(c.codec_fraction * len(self.train_y)))
+            if n_codec < 20 or len(self.train_y) - n_codec < 20:
+                raise LossylearnError(
+                    f"codec-fraction {c.codec_fraction:g} of {len(self.train_y)} training images "
+                    "leaves fewer than 20 for the codec or the classifiers"
+                )
+            self.codec_x = self.train_x[:n_codec]
+            self.train_x = np.ascontiguousarray(self.train_x[n_codec:])
+            self.train_y = self.train_y[n_codec:]
         self.test_x = np.ascontiguousarray(ds.test_images[te])
         self.test_y = ds.test_labels[te]
         self.shape = tuple(int(v) for v in self.train_x.shape[1:])
@@ -362,6 +430,7 @@ class _Runner:
             "classes": list(ds.classes),
             "image_shape": list(self.shape),
             "n_train_pool": int(len(self.train_y)),
+            "n_codec_train": int(len(self.codec_x)),
             "n_test": int(len(self.test_y)),
             "train_class_counts": np.bincount(self.train_y, minlength=len(ds.classes)).tolist(),
         }
@@ -369,16 +438,52 @@ class _Runner:
         self.model_config = ModelConfig(
             name, self.shape[2], (self.shape[0], self.shape[1]), len(ds.classes), c.width
         )
-        from ..codecs import get_codec
-
-        self.codec = get_codec(c.codec, **dict(c.codec_options))
         t = time.perf_counter()
         self.clean_sizes = _png_sizes(self.train_x)
         self.timing["calibrate"] += time.perf_counter() - t
         self.samples["clean"] = self.test_x[:_N_SAMPLES]
 
-    # -- stores -------------------------------------------------------------------------------
-    def make_store(self, name: str, sweep: str, nominal_psnr: float, **kw: Any) -> _Point:
+    # -- codecs and stores -----------------------------------------------------------------------
+    def codec(self, options: dict[str, Any]) -> Any:
+        """The study's codec with ``options`` (built once per distinct options)."""
+        from ..codecs import get_codec
+
+        key = json.dumps(options, sort_keys=True)
+        if key not in self._codecs:
+            self._codecs[key] = get_codec(self.config.codec, **options)
+        return self._codecs[key]
+
+    def codec_options(self, name: str, spec: Any, target: float | None = None) -> dict[str, Any]:
+        """Codec options for one store; a learned codec is trained for it first (on the codec split,
+        for the matched distortion, or ``target`` of the same metric)."""
+        c = self.config
+        options = dict(c.codec_options)
+        if c.codec != "learned":
+            return options
+        metric, matched = spec.matched_target()
+        goal = float(matched if target is None else target)
+        noisy = _noisy(self.codec_x, spec, c.data_seed, _STREAM_CODEC_TRAIN)
+        t = time.perf_counter()
+        record = matched_checkpoint(
+            noisy, metric=metric, target=goal, path=self.out / "codecs" / name,
+            config=c.codec_training(), meta={"study_store": name, "noise": spec.kind},
+        )  # fmt: skip
+        self.timing["codec_training"] = self.timing.get("codec_training", 0.0) + (
+            time.perf_counter() - t
+        )
+        record["path"] = str(Path(record["path"]).relative_to(self.out))
+        self.codec_records.append({"store": name, **record})
+        if c.progress:
+            self.console.print(
+                f"codec for {name}: {metric.upper()} {record['held_out_distortion']:.4g} held out "
+                f"(target {goal:.4g}), lambda {record['lmbda']:.4g}"
+                + (" (reused)" if record["reused"] else f", {record['seconds']:.0f} s")
+            )
+        return {**options, "checkpoint": str(self.out / "codecs" / name)}
+
+    def make_store(
+        self, name: str, sweep: str, nominal_psnr: float, codec_options: dict[str, Any], **kw: Any
+    ) -> _Point:
         from ..pipeline import compress
 
         c = self.config
@@ -386,7 +491,7 @@ class _Runner:
         t = time.perf_counter()
         m = compress(
             out=path, images=self.train_x, labels=self.train_y, noise=c.noise, codec=c.codec,
-            codec_options=dict(c.codec_options) or None, match="dataset", seed=c.data_seed,
+            codec_options=codec_options or None, match="dataset", seed=c.data_seed,
             workers=c.workers, resume=True, progress=c.progress,
             warn=lambda msg: self.console.print(f"[yellow]note[/]: {msg}"), **kw,
         )  # fmt: skip
@@ -402,7 +507,7 @@ class _Runner:
             sweep=sweep, psnr=nominal_psnr, sigma=sigma, target=float(md["codec"]["target_distortion"]),
             achieved=float(md["codec"]["achieved_distortion"]), reached=bool(md["codec"]["target_reached"]),
             metric=str(md["codec"]["target_metric"]), quality=int(q), bpp=float(md["stats"]["bits_per_pixel"]),
-            store=path,
+            store=path, codec_options=codec_options,
         )  # fmt: skip
         self.stores.append(
             {
@@ -427,21 +532,22 @@ class _Runner:
         sizes = np.array([len(store.payload(i)) for i in range(len(store))], dtype=np.int64)
         return x, y, CodedSizes(sizes, int(store.manifest.stats.shared_header_bytes))
 
-    def test_sets(self, spec: Any, quality: int) -> _TestSets:
+    def test_sets(self, spec: Any, point: _Point) -> _TestSets:
         from ..pipeline import lcon_transform
 
         seed = self.config.data_seed
+        codec = self.codec(point.codec_options)
         noisy = _noisy(self.test_x, spec, seed, _STREAM_NOISY_TEST)
         lcon = lcon_transform(
             self.test_x,
             spec=spec,
-            codec=self.codec,
-            quality=quality,
+            codec=codec,
+            quality=point.quality,
             seed=seed,
             stream=_STREAM_LCON_TEST,
         )
         return _TestSets(
-            self.test_x, self.test_y, noisy, lcon.reconstructed, spec, self.codec, quality
+            self.test_x, self.test_y, noisy, lcon.reconstructed, spec, codec, point.quality
         )
 
     # -- training and evaluation ----------------------------------------------------------------
@@ -580,10 +686,10 @@ class _Runner:
     def noise_sweep(self) -> None:
         c = self.config
         for p in c.psnrs:
-            point = self.make_store(
-                f"noise-psnr{p:g}", "noise", float(p), **_noise_kwargs(c, psnr=p)
-            )
             spec = _resolve(c, self.shape, psnr=float(p))
+            name = f"noise-psnr{p:g}"
+            options = self.codec_options(name, spec)
+            point = self.make_store(name, "noise", float(p), options, **_noise_kwargs(c, psnr=p))
             t = time.perf_counter()
             lcon_x, lcon_y, lcon_sizes = self.store_training_set(point)
             noisy_x = _noisy(self.train_x, spec, c.data_seed, _STREAM_NOISY_TRAIN)
@@ -604,7 +710,7 @@ class _Runner:
                     "schemes": {k: v.to_dict() for k, v in budgets.items()},
                 }
             )  # fmt: skip
-            tests = self.test_sets(spec, point.quality)
+            tests = self.test_sets(spec, point)
             self.samples.setdefault("noise", {})[float(p)] = (
                 tests.noisy[:_N_SAMPLES],
                 tests.lcon[:_N_SAMPLES],
@@ -628,23 +734,26 @@ class _Runner:
         spec = _resolve(c, self.shape, **_noise_kwargs(c, variance=c.sweep_variance))
         metric, matched = spec.matched_target()
         psnr = round(_psnr_of_variance(c.sweep_variance), 2)
-        trained: dict[int, list[ResultRow]] = {}
+        trained: dict[tuple[int, str], list[ResultRow]] = {}
         for f in c.sweep_factors:
             target = float(matched) * float(f)
+            name = f"distortion-{metric}{target:g}"
+            options = self.codec_options(name, spec, target)
             point = self.make_store(
-                f"distortion-{metric}{target:g}", "distortion", psnr,
+                name, "distortion", psnr, options,
                 target_distortion=target, **_noise_kwargs(c, variance=c.sweep_variance),
             )  # fmt: skip
-            tests = self.test_sets(spec, point.quality)
+            key = (point.quality, json.dumps(options, sort_keys=True))
+            tests = self.test_sets(spec, point)
             self.samples.setdefault("distortion", {})[target] = tests.lcon[:_N_SAMPLES]
             self.samples.setdefault("distortion_noisy", tests.noisy[:_N_SAMPLES])
-            if point.quality in trained:
+            if key in trained:
                 # Same noise seed and same codec quality: the store holds the very same bytes as an
                 # earlier target's (the codec could not go further), so its models are the same too.
                 self.rows += [
                     replace(r, target_distortion=point.target, achieved_distortion=point.achieved,
                             target_reached=point.reached, bits_per_pixel=point.bpp)
-                    for r in trained[point.quality]
+                    for r in trained[key]
                 ]  # fmt: skip
                 self.console.print(
                     f"target {target:g}: same codec quality {point.quality} as an earlier target; results reused"
@@ -654,7 +763,7 @@ class _Runner:
             budget = calibrate_storage({"lcon": sizes}, enabled=False)["lcon"]
             start = len(self.rows)
             self.train_and_test(point, "lcon", x, y, budget, tests, full=False)
-            trained[point.quality] = self.rows[start:]
+            trained[key] = self.rows[start:]
             self.checkpoint()
         return float(matched)
 
@@ -673,7 +782,7 @@ def _prepare_out(out: Path, config: StudyConfig, overwrite: bool) -> None:
                 f"{out}: holds a study with different settings; pass --overwrite or choose another --out"
             )
         if not same or overwrite:
-            for name in ("stores", "figures"):
+            for name in ("stores", "codecs", "figures"):
                 shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     write_json(marker, config.identity())
@@ -730,6 +839,7 @@ def run_lcon_study(
         "sweep_matched_distortion": matched,
         "stores": runner.stores,
         "calibration": runner.calibration,
+        "codec_training": runner.codec_records,
         "claims": [c.to_dict() for c in claims],
         "timing": {**{k: round(v, 2) for k, v in runner.timing.items()}, "total": round(seconds, 2),
                    "models_trained": runner.n_models},
