@@ -16,10 +16,6 @@ is trained on the noisy versions of those images for the matched distortion
 
 Commands and what they cost:
 
-* ``lossylearn study lcon --profile paper --noise laplace --codec learned --data-dir
-  shared/data/mnist --out D``: Fig. 4's PSNRs (8.1, 11.9, 16.1, 18.6, 22.1), no distortion sweep;
-  1,000 of the 5,000 training digits train the codecs, 4,000 the classifiers.
-
 * ``lossylearn study lcon --profile quick --out D``: embedded MNIST (1,000 training / 500 test
   digits), 3 PSNRs, 11 small-CNN trainings; about 45 s on one busy CPU core.
 * ``lossylearn study lcon --profile paper --data-dir shared/data/mnist --out D``: the 5,000
@@ -27,6 +23,9 @@ Commands and what they cost:
   7-point Fig. 3 sweep; about 3 h on one busy CPU core, most of it the attacks on all 10,000 test
   images (``--adv-n-test 2000`` brings it near 1 h). Measured: ``--seeds 0,1 --epochs 5
   --adv-n-test 1000`` took 23.5 min (50 trainings; 9.6 min training, 12.5 min evaluation).
+* ``lossylearn study lcon --profile paper --noise laplace --codec learned --data-dir
+  shared/data/mnist --out D``: Fig. 4's PSNRs (8.1, 11.9, 16.1, 18.6, 22.1), no distortion sweep;
+  1,000 of the 5,000 training digits train the codecs, 4,000 the classifiers.
 * ``lossylearn study lcon --profile paper --dataset celeba --data-dir D --out O``: the paper's own
   task (gender, ResNet-34 at 64x64, 162,770 training / 19,962 test faces, 7 PSNRs x 3 schemes x
   3 seeds + Fig. 3: about 80 trainings of 10 epochs' worth of steps, 1.63M images each). On CPU

@@ -42,6 +42,10 @@ class StudyProfile:
     decoder: str
     limit: int | None = None
     batch_size: int = 64
+    endpoint_rates: tuple[Rate, ...] = ()
+    augment_shift: int = 0
+    weight_decay: float = 0.0
+    classifier_augment_shift: int = 0
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODER_KINDS:
@@ -58,6 +62,12 @@ class StudyProfile:
             raise LossylearnError(
                 "epochs, classifier epochs and W1 critic steps must be at least 1"
             )
+        if self.universal_rate in self.endpoint_rates:
+            raise LossylearnError("the universal rate needs its full grids, not endpoints only")
+        if not (0 <= self.augment_shift < 14 and 0 <= self.classifier_augment_shift < 14):
+            raise LossylearnError("augmentation shifts must be in [0, 13] pixels")
+        if self.weight_decay < 0:
+            raise LossylearnError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.limit is not None and self.limit < 20:
             raise LossylearnError(f"limit must be at least 20 images, got {self.limit}")
 
@@ -169,8 +179,11 @@ def override_profile(
         parsed = _parse_rates(rates)
         changes["rates"] = parsed
         changes["rdp_rates"] = parsed
-        changes["universal_rate"] = (
+        changes["universal_rate"] = ur = (
             profile.universal_rate if profile.universal_rate in parsed else parsed[0]
+        )
+        changes["endpoint_rates"] = tuple(
+            r for r in profile.endpoint_rates if r in parsed and r != ur
         )
     if rdc_lambdas is not None:
         lam = _parse_floats(rdc_lambdas, "rdc lambdas")
@@ -213,7 +226,10 @@ def _e2e_id(rate: Rate, obj: Objective) -> str:
 
 
 def plan_models(profile: StudyProfile) -> list[ModelSpec]:
-    """Every model of the profile, in training order (encoders before their universal decoders)."""
+    """Every model of the profile, in training order (encoders before their universal decoders).
+
+    At the ``endpoint_rates`` only the smallest and largest lambda of each grid are trained.
+    """
     specs: dict[str, ModelSpec] = {}
 
     def add(spec: ModelSpec) -> None:
@@ -224,13 +240,18 @@ def plan_models(profile: StudyProfile) -> list[ModelSpec]:
             merged = old.curves + tuple(c for c in spec.curves if c not in old.curves)
             specs[spec.model_id] = replace(old, curves=merged)
 
+    def grid(values: tuple[float, ...], rate: Rate) -> tuple[float, ...]:
+        if rate in profile.endpoint_rates and values:
+            return tuple(sorted({min(values), max(values)}))
+        return values
+
     for rate in profile.rates:
-        for c in profile.rdc_lambdas:
+        for c in grid(profile.rdc_lambdas, rate):
             obj = Objective(c, 0.0)
             mid = _e2e_id(rate, obj)
             add(ModelSpec(mid, "end-to-end", rate, (obj,), mid, ("classification",)))
         if rate in profile.rdp_rates:
-            for p in profile.rdp_lambdas:
+            for p in grid(profile.rdp_lambdas, rate):
                 obj = Objective(0.0, p)
                 mid = _e2e_id(rate, obj)
                 add(ModelSpec(mid, "end-to-end", rate, (obj,), mid, ("perception",)))

@@ -156,7 +156,12 @@ class _StudyRun:
         self.y_tr = torch.from_numpy(ds.train_labels).to(dev)
         self.x_te = images_to_tensor(ds.test_images, dev)
         self.y_te = torch.from_numpy(ds.test_labels).to(dev)
-        self.train_cfg = TrainConfig(epochs=profile.epochs, batch_size=profile.batch_size)
+        self.train_cfg = TrainConfig(
+            epochs=profile.epochs,
+            batch_size=profile.batch_size,
+            augment_shift=profile.augment_shift,
+            weight_decay=profile.weight_decay,
+        )
         self.data_note = {
             "source": ds.source,
             "train": int(self.x_tr.shape[0]),
@@ -173,6 +178,10 @@ class _StudyRun:
             "data": self.data_note,
             "dither_seed": seed,
             "train": self.train_cfg.to_dict(),
+            "classifier_train": {
+                "epochs": profile.classifier_epochs,
+                "augment_shift": profile.classifier_augment_shift,
+            },
             "bitstream": "urdc v1: 24-byte header + one mixed-radix integer of ceil(N d log2 L) bits",
         }
         self.classifier = Classifier().to(dev)
@@ -200,6 +209,8 @@ class _StudyRun:
             "data": self.data_note,
             "architecture": "conv5(32)-pool-conv5(64)-pool-fc128-fc10",
         }
+        if prof.classifier_augment_shift:
+            cfg["augment_shift"] = prof.classifier_augment_shift
         if not _try_load(self.models_dir / "classifier", {"weights": self.classifier}, cfg):
             steps = prof.classifier_epochs * TrainConfig(batch_size=128).steps_per_epoch(
                 self.x_tr.shape[0]
@@ -209,6 +220,7 @@ class _StudyRun:
                 self.y_tr,
                 epochs=prof.classifier_epochs,
                 seed=self.seed,
+                augment_shift=prof.classifier_augment_shift,
                 on_step=bar("classifier", steps),
             )
             _save(self.models_dir / "classifier", {"weights": self.classifier}, cfg)

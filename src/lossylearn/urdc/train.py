@@ -39,6 +39,7 @@ __all__ = [
     "train_codec",
     "gradient_penalty",
     "critic_step",
+    "random_shift",
 ]
 
 StepCallback = Callable[[], None]
@@ -79,6 +80,8 @@ class TrainConfig:
     gp_weight: float = 10.0
     lr_decay_at: float = 2.0 / 3.0
     lr_decay: float = 0.2
+    augment_shift: int = 0
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -87,6 +90,11 @@ class TrainConfig:
             )
         if not (self.lr > 0 and self.critic_lr > 0 and self.gp_weight >= 0):
             raise LossylearnError("learning rates must be > 0 and the gradient-penalty weight >= 0")
+        if not (0 <= self.augment_shift < 14 and self.weight_decay >= 0):
+            raise LossylearnError(
+                f"augment_shift must be in [0, 13] pixels and weight_decay >= 0, got "
+                f"{self.augment_shift}, {self.weight_decay}"
+            )
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -146,6 +154,26 @@ def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> 
     return t.to(device=device, dtype=torch.float32).div_(255.0)
 
 
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image (B, C, H, W) by its own integer offset in [-max_shift, max_shift]^2.
+
+    Pixels shifted in from outside are 0 (the digits' background); ``max_shift = 0`` returns the
+    input unchanged. Offsets come from ``generator`` (CPU), so a seeded run is reproducible.
+    """
+    if max_shift == 0:
+        return images
+    b, _, h, w = images.shape
+    s = max_shift
+    padded = F.pad(images, (s, s, s, s))
+    offsets = torch.randint(0, 2 * s + 1, (2, b), generator=generator).to(images.device)
+    rows = offsets[0][:, None] + torch.arange(h, device=images.device)  # (B, H)
+    cols = offsets[1][:, None] + torch.arange(w, device=images.device)  # (B, W)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    # (B, H, W, C) gathered per image, back to (B, C, H, W)
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     perm = torch.randperm(n, generator=generator)
     out = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -160,9 +188,13 @@ def train_classifier(
     seed: int,
     batch_size: int = 128,
     lr: float = 1e-3,
+    augment_shift: int = 0,
     on_step: StepCallback | None = None,
 ) -> Classifier:
-    """Train the small CNN classifier with Adam and return it frozen, in eval mode."""
+    """Train the small CNN classifier with Adam and return it frozen, in eval mode.
+
+    ``augment_shift`` > 0 shifts every training batch by up to that many pixels (:func:`random_shift`).
+    """
     if epochs < 1:
         raise LossylearnError(f"classifier epochs must be at least 1, got {epochs}")
     torch.manual_seed(seed)
@@ -174,7 +206,8 @@ def train_classifier(
         for idx in _batches(images.shape[0], batch_size, gen):
             idx = idx.to(images.device)
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(images[idx]), labels[idx]).backward()
+            x = random_shift(images[idx], augment_shift, gen)
+            F.cross_entropy(model(x), labels[idx]).backward()
             opt.step()
             if on_step is not None:
                 on_step()
@@ -233,7 +266,10 @@ def train_codec(
     """Train ``heads`` (and the encoder when ``train_encoder``) in place; returns per-epoch losses.
 
     Training uses fresh uniform dither every step (the shared-seed dither of the bitstream contract
-    is for transmission). A frozen encoder stays in eval mode and its latents are cached.
+    is for transmission). A frozen encoder stays in eval mode and its latents are cached, so
+    ``config.augment_shift`` (random shifts of each batch, the target being the shifted image too)
+    applies only when the encoder is trained; ``config.weight_decay`` is Adam's L2 term on the
+    encoder and decoders.
     """
     if not heads:
         raise LossylearnError("train_codec needs at least one decoder head")
@@ -261,7 +297,9 @@ def train_codec(
         h.decoder.to(device).train()
         h.decoder.requires_grad_(True)
         params += list(h.decoder.parameters())
-    opt = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
+    opt = torch.optim.Adam(
+        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
     critic_opts: list[torch.optim.Optimizer | None] = []
     for h in heads:
         if h.critic is not None:
@@ -284,7 +322,11 @@ def train_codec(
         n_batches = 0
         for idx in _batches(images.shape[0], config.batch_size, gen):
             idx = idx.to(device)
-            x = images[idx]
+            x = (
+                images[idx]
+                if cached is not None
+                else random_shift(images[idx], config.augment_shift, gen)
+            )
             u = quantizer.random_dither(x.shape[0], gen, device)
             if cached is None:
                 z = quantizer.quantize_ste(encoder(x), u)
