@@ -375,3 +375,23 @@ def test_lcon_transform_matches_the_store_path(mnist):
     assert batch.shared_header_bytes > 0
     assert np.array_equal(batch.noisy, add_noise(images[:40], spec, NoiseSource.create(2, 0)))
     assert 0 < batch.bits_per_pixel < 8
+
+
+def test_manifest_measures_the_noise_left_after_clipping(tmp_path):
+    # Laplace b = 20: on mid-grey pixels clipping rarely bites, so the noise keeps MAE ~ b; on black
+    # pixels every negative draw is clipped to 0, leaving MAE ~ b / 2 (what a matched codec must meet)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=64)
+    for level, expected in ((128, 20.0), (0, 10.0)):
+        images = np.full((64, 16, 16, 1), level, dtype=np.uint8)
+        m = lossylearn.compress(
+            images=images, labels=labels, noise="laplace", b=20, codec="png",
+            out=tmp_path / f"g{level}", seed=3, progress=False, warn=lambda _: None,
+        )  # fmt: skip
+        assert m.stats.mae_noisy_to_clean == pytest.approx(expected, rel=0.05)
+        assert m.stats.mse_noisy_to_clean == pytest.approx(
+            2 * 20.0**2 if level else 20.0**2, rel=0.1
+        )
+        assert open_store(
+            tmp_path / f"g{level}"
+        ).manifest.stats.mae_noisy_to_clean == pytest.approx(m.stats.mae_noisy_to_clean)

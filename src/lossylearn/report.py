@@ -58,7 +58,13 @@ def print_manifest(
     t.add_row(
         "distortion",
         f"to noisy: MSE {s.distortion_to_noisy.mse:.4g}, MAE {s.distortion_to_noisy.mae:.4g}; "
-        f"PSNR noisy {s.psnr_noisy_db:.2f} dB, stored {s.psnr_stored_db:.2f} dB (vs clean)",
+        f"PSNR noisy {s.psnr_noisy_db:.2f} dB, stored {s.psnr_stored_db:.2f} dB (vs clean)"
+        + (
+            f"; noise left after range handling: MSE {s.mse_noisy_to_clean:.4g}, "
+            f"MAE {s.mae_noisy_to_clean:.4g}"
+            if s.mae_noisy_to_clean is not None
+            else ""
+        ),
     )
     console.print(t)
     if p.get("statement"):

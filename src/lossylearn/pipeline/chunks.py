@@ -54,6 +54,7 @@ class ChunkResult:
     sum_mse_to_noisy: float
     sum_mae_to_noisy: float
     sq_err_noisy_to_clean: float
+    abs_err_noisy_to_clean: float
     sq_err_stored_to_clean: float
     n_values: int
     qualities: dict[str, int]  # quality -> number of images coded at it
@@ -138,6 +139,7 @@ def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkResult:
         sum_mse_to_noisy=float(coded.mse.sum()),
         sum_mae_to_noisy=float(coded.mae.sum()),
         sq_err_noisy_to_clean=float(((noisy - clean) ** 2).sum()),
+        abs_err_noisy_to_clean=float(np.abs(noisy - clean).sum()),
         sq_err_stored_to_clean=float(((coded.reconstructed - clean) ** 2).sum()),
         n_values=int(noisy.size),
         qualities={str(int(q)): int(c) for q, c in zip(uniq, counts, strict=True)},

@@ -8,6 +8,7 @@ still matches its record, and redoes the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lossylearn.errors import StoreError
+from lossylearn.pipeline.chunks import ChunkResult
 from lossylearn.store.layout import (
     HEADERS_DIR,
     MANIFEST,
@@ -57,7 +59,10 @@ class RunState:
     def valid_chunks(self) -> dict[int, dict[str, Any]]:
         """Finished chunks whose shard is still on disk with the recorded checksum."""
         good = {}
+        fields = {f.name for f in dataclasses.fields(ChunkResult)}
         for k, rec in self.chunks.items():
+            if set(rec) != fields:  # recorded by another version: redo the chunk
+                continue
             path = self.directory / rec["path"]
             if path.is_file() and sha256_file(path) == rec["sha256"]:
                 good[k] = rec

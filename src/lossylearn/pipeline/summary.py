@@ -60,6 +60,7 @@ def build_manifest(
     mae = sum(r.sum_mae_to_noisy for r in results) / n
     n_values = sum(r.n_values for r in results)
     mse_noisy_clean = sum(r.sq_err_noisy_to_clean for r in results) / n_values
+    mae_noisy_clean = sum(r.abs_err_noisy_to_clean for r in results) / n_values
     mse_stored_clean = sum(r.sq_err_stored_to_clean for r in results) / n_values
     qualities: Counter[int] = Counter()
     for r in results:
@@ -94,7 +95,8 @@ def build_manifest(
             "statement": guarantee.describe(),
             "not_covered": [
                 "labels are stored in the clear",
-                "stats.psnr_* and stats.mse_*_to_clean are aggregate numbers computed from the clean "
+                "stats.psnr_*, stats.mse_*_to_clean and stats.mae_noisy_to_clean are aggregate numbers "
+                "computed from the clean "
                 "images before they were dropped; they are not covered by the guarantee",
             ],
         },
@@ -126,6 +128,7 @@ def build_manifest(
             psnr_stored_db=psnr_db(mse_stored_clean),
             mse_noisy_to_clean=mse_noisy_clean,
             mse_stored_to_clean=mse_stored_clean,
+            mae_noisy_to_clean=mae_noisy_clean,
         ),
         shards=tuple({"path": r.path, "n_images": r.n_images} for r in results),
         files=files,

@@ -48,6 +48,9 @@ class StoreStats:
     """PSNR of the stored reconstructions against the clean images (idem)."""
     mse_noisy_to_clean: float
     mse_stored_to_clean: float
+    mae_noisy_to_clean: float | None = None
+    """Mean absolute noise that survived range handling (clipping shrinks it below b on dark or
+    bright pixels); ``None`` in stores written before it was recorded."""
 
 
 @dataclass(frozen=True)

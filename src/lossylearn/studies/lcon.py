@@ -518,6 +518,7 @@ class _Runner:
                 "shared_header_bytes": int(md["stats"]["shared_header_bytes"]),
                 "psnr_noisy_db": md["stats"]["psnr_noisy_db"], "psnr_stored_db": md["stats"]["psnr_stored_db"],
                 "mse_stored_to_clean": md["stats"]["mse_stored_to_clean"],
+                "mae_noisy_to_clean": md["stats"].get("mae_noisy_to_clean"),
                 "noise": md["noise"], "privacy": md["privacy"],
             }
         )  # fmt: skip
