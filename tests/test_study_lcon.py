@@ -138,7 +138,7 @@ def test_laplace_with_learned_codec_trains_it_on_a_held_out_split(tmp_path: Path
         app,
         ["--profile", "quick", "--noise", "laplace", "--codec", "learned", "--out", str(out),
          "--n-train", "400", "--n-test", "100", "--psnr", "22.1", "--epochs", "1", "--adv-n-test", "40",
-         "--fgsm-eps", "0.1", "--threads", "1", "--no-progress"],
+         "--fgsm-eps", "0.1", "--match-noise", "effective", "--threads", "1", "--no-progress"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads((out / "results.json").read_text())
@@ -151,6 +151,8 @@ def test_laplace_with_learned_codec_trains_it_on_a_held_out_split(tmp_path: Path
     assert ckpt["distortion"] == "mae" and ckpt["meta"]["target"]["value"] == rec["target"]
     [store] = data["stores"]
     assert store["metric"] == "mae" and store["target_distortion"] == rec["target"]
+    # matched to the noise left after clipping on black digits' background: about b / 2
+    assert 0.4 * store["noise"]["b"] < rec["target"] < 0.65 * store["noise"]["b"]
     manifest = json.loads((out / store["path"] / "manifest.json").read_text())
     assert manifest["codec"]["name"] == "learned"
     # no classifier saw the codec's 80 images: every scheme trains on at most the other 320

@@ -132,6 +132,12 @@ def lcon(
     codec_rounds: int | None = typer.Option(
         None, "--codec-rounds", help="With --codec learned: most lambdas tried per target."
     ),
+    match_noise: str | None = typer.Option(
+        None,
+        "--match-noise",
+        help="nominal: the codec targets MSE = sigma^2 / MAE = b (the paper); effective: the "
+        "distortion the noise really adds after clipping, estimated from the noisy images alone.",
+    ),
     calibrate: bool | None = typer.Option(
         None,
         "--calibrate/--no-calibrate",
@@ -184,7 +190,8 @@ def lcon(
             image_size=image_size, psnrs=parse_floats(psnr, "psnr"), seeds=parse_ints(seeds, "seeds"),
             n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, lr=lr, model=model,
             width=width, noise=noise, codec=codec, codec_fraction=codec_fraction,
-            codec_epochs=codec_epochs, codec_rounds=codec_rounds, calibrate=calibrate, equal_steps=equal_steps,
+            codec_epochs=codec_epochs, codec_rounds=codec_rounds, match_noise=match_noise,
+            calibrate=calibrate, equal_steps=equal_steps,
             fgsm_eps=parse_floats(fgsm_eps, "fgsm-eps"), pgd_eps=parse_floats(pgd_eps, "pgd-eps"),
             pgd_steps=pgd_steps, adv_n_test=adv_n_test, distortion_sweep=distortion_sweep,
             sweep_variance=sweep_variance, sweep_factors=parse_floats(sweep_factors, "sweep-factors"),

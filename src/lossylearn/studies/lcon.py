@@ -87,6 +87,7 @@ PAPER_PSNRS: tuple[float, ...] = (8.1, 10.1, 11.9, 14.2, 16.1, 18.6, 22.1)
 #: PSNR grid of the paper's Fig. 4 (Laplacian noise, learned MAE codec).
 LAPLACE_PSNRS: tuple[float, ...] = (8.1, 11.9, 16.1, 18.6, 22.1)
 PROFILES: tuple[str, ...] = ("quick", "paper")
+MATCH_NOISE: tuple[str, ...] = ("nominal", "effective")
 RESULTS_FORMAT = "lossylearn-study-lcon/1"
 PARTIAL = "results.partial.json"
 
@@ -120,6 +121,10 @@ class StudyConfig:
     codec_epochs: int = 8
     codec_finetune_epochs: int = 3
     codec_rounds: int = 6
+    match_noise: str = "nominal"
+    """``nominal``: the codec targets MSE = sigma^2 / MAE = b; ``effective``: the distortion the noise
+    really adds after clipping, estimated from the noisy training images alone
+    (:func:`lossylearn.privacy.effective.effective_distortion`)."""
     calibrate: bool = True
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
@@ -171,6 +176,10 @@ class StudyConfig:
             )
         if self.workers < 1:
             raise LossylearnError(f"workers must be >= 1, got {self.workers}")
+        if self.match_noise not in MATCH_NOISE:
+            raise LossylearnError(
+                f"unknown match-noise {self.match_noise!r}; known: {', '.join(MATCH_NOISE)}"
+            )
         if self.codec == "learned":
             if "checkpoint" in self.codec_options:
                 raise LossylearnError(
@@ -452,15 +461,24 @@ class _Runner:
             self._codecs[key] = get_codec(self.config.codec, **options)
         return self._codecs[key]
 
-    def codec_options(self, name: str, spec: Any, target: float | None = None) -> dict[str, Any]:
+    def matched(self, spec: Any, noisy: np.ndarray) -> float:
+        """The distortion a store at this noise is matched to: nominal (sigma^2 or b), or effective
+        (after clipping, estimated from the noisy training images ``noisy``; no clean data)."""
+        if self.config.match_noise == "nominal":
+            return float(spec.matched_target()[1])
+        from ..privacy.effective import effective_distortion
+
+        return effective_distortion(noisy, spec)
+
+    def codec_options(self, name: str, spec: Any, target: float) -> dict[str, Any]:
         """Codec options for one store; a learned codec is trained for it first (on the codec split,
-        for the matched distortion, or ``target`` of the same metric)."""
+        for ``target`` in the noise's matched metric)."""
         c = self.config
         options = dict(c.codec_options)
         if c.codec != "learned":
             return options
-        metric, matched = spec.matched_target()
-        goal = float(matched if target is None else target)
+        metric = spec.matched_target()[0]
+        goal = float(target)
         noisy = _noisy(self.codec_x, spec, c.data_seed, _STREAM_CODEC_TRAIN)
         t = time.perf_counter()
         record = matched_checkpoint(
@@ -688,11 +706,19 @@ class _Runner:
         for p in c.psnrs:
             spec = _resolve(c, self.shape, psnr=float(p))
             name = f"noise-psnr{p:g}"
-            options = self.codec_options(name, spec)
-            point = self.make_store(name, "noise", float(p), options, **_noise_kwargs(c, psnr=p))
+            noisy_x = _noisy(self.train_x, spec, c.data_seed, _STREAM_NOISY_TRAIN)
+            target = self.matched(spec, noisy_x)
+            options = self.codec_options(name, spec, target)
+            point = self.make_store(
+                name,
+                "noise",
+                float(p),
+                options,
+                target_distortion=target,
+                **_noise_kwargs(c, psnr=p),
+            )
             t = time.perf_counter()
             lcon_x, lcon_y, lcon_sizes = self.store_training_set(point)
-            noisy_x = _noisy(self.train_x, spec, c.data_seed, _STREAM_NOISY_TRAIN)
             noisy_sizes = _png_sizes(noisy_x)
             budgets = calibrate_storage(
                 {"clean": self.clean_sizes, "noisy": noisy_sizes, "lcon": lcon_sizes},
@@ -732,7 +758,8 @@ class _Runner:
         """Fig. 3; returns the matched distortion."""
         c = self.config
         spec = _resolve(c, self.shape, **_noise_kwargs(c, variance=c.sweep_variance))
-        metric, matched = spec.matched_target()
+        metric = spec.matched_target()[0]
+        matched = self.matched(spec, _noisy(self.train_x, spec, c.data_seed, _STREAM_NOISY_TRAIN))
         psnr = round(_psnr_of_variance(c.sweep_variance), 2)
         trained: dict[tuple[int, str], list[ResultRow]] = {}
         for f in c.sweep_factors:

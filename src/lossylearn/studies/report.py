@@ -149,7 +149,8 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
         f"({results['model']['parameters']:,} parameters), {cfg['epochs']} epochs"
         f"{' of the whole pool for every scheme (equal optimizer steps)' if cfg.get('equal_steps') else ' over each scheme own set'}, "
         f"seeds {_e(cfg['seeds'])}; "
-        f"noise {_e(cfg['noise'])}, codec {_e(cfg['codec'])}; storage calibration "
+        f"noise {_e(cfg['noise'])}, codec {_e(cfg['codec'])} matched to the "
+        f"{_e(cfg.get('match_noise', 'nominal'))} noise distortion; storage calibration "
         f"{'on' if cfg['calibrate'] else 'off (equal counts)'}.</p>",
         "<h2>Command</h2>",
         f"<pre>{_e(results.get('command') or '(called from Python)')}</pre>",
