@@ -395,3 +395,18 @@ def test_manifest_measures_the_noise_left_after_clipping(tmp_path):
         assert open_store(
             tmp_path / f"g{level}"
         ).manifest.stats.mae_noisy_to_clean == pytest.approx(m.stats.mae_noisy_to_clean)
+
+
+def test_match_noise_effective_targets_the_noise_left_after_clipping(tmp_path, mnist):
+    images, labels = mnist.split("train")
+    kw = dict(images=images[:300], labels=labels[:300], noise="laplace", psnr=11.9, codec="jpeg",
+              match_noise="effective", progress=False, warn=lambda _: None)  # fmt: skip
+    m = lossylearn.compress(out=tmp_path / "eff", seed=0, **kw)
+    assert m.codec["target_basis"] == "effective"
+    # estimated from the stored noisy images alone, it agrees with the clean-data measurement
+    assert m.codec["target_distortion"] == pytest.approx(m.stats.mae_noisy_to_clean, rel=0.03)
+    assert m.codec["target_distortion"] < 0.6 * m.noise["b"]
+    with pytest.raises(LossylearnError, match="needs --seed"):
+        lossylearn.compress(out=tmp_path / "unseeded", seed=None, **kw)
+    with pytest.raises(LossylearnError, match="match-noise"):
+        lossylearn.compress(out=tmp_path / "bad", seed=0, **{**kw, "match_noise": "typical"})

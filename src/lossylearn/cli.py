@@ -53,6 +53,11 @@ class MatchMode(StrEnum):
     image = "image"
 
 
+class MatchNoise(StrEnum):
+    nominal = "nominal"
+    effective = "effective"
+
+
 class ExportFormat(StrEnum):
     jpeg = "jpeg"
     png = "png"
@@ -179,6 +184,14 @@ def compress(
             rich_help_panel=CODEC,
         ),
     ] = None,
+    match_noise: Annotated[
+        MatchNoise,
+        typer.Option(
+            help="nominal: MSE = sigma^2 / MAE = b (the paper). effective: the distortion the noise "
+            "really adds after clipping to 0..255, estimated from the noisy images alone (needs --seed).",
+            rich_help_panel=CODEC,
+        ),
+    ] = MatchNoise.nominal,
     match_sample: Annotated[
         int,
         typer.Option(
@@ -227,7 +240,7 @@ def compress(
         image_size=image_size, limit=limit, noise=noise.value, sigma=sigma, b=b, psnr=psnr,
         epsilon=epsilon, delta=delta, sensitivity=sensitivity, unit=unit.value, discrete=discrete,
         range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
-        target_distortion=target_distortion, tolerance=tolerance, seed=seed, workers=workers,
+        target_distortion=target_distortion, match_noise=match_noise.value, tolerance=tolerance, seed=seed, workers=workers,
         chunk_size=chunk_size, match_sample=match_sample, resume=resume, overwrite=overwrite,
         progress=sys.stderr.isatty() and not as_json,
         warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),

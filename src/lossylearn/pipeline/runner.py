@@ -43,6 +43,7 @@ ORDER_SEED = 20220626
 """Seed of the processing-order permutation. Fixed and public: it decides order, never noise."""
 
 MATCH_MODES = ("dataset", "image")
+MATCH_NOISE = ("nominal", "effective")
 
 
 def _validate_images(images: np.ndarray, labels: np.ndarray) -> None:
@@ -163,6 +164,7 @@ def compress(
     codec_options: dict[str, Any] | None = None,
     match: str = "dataset",
     target_distortion: float | None = None,
+    match_noise: str = "nominal",
     tolerance: float = 0.10,
     seed: int | None = None,
     workers: int = 1,
@@ -194,6 +196,10 @@ def compress(
         raise LossylearnError(f"tolerance must be positive, got {tolerance}")
     if target_distortion is not None and target_distortion < 0:
         raise LossylearnError(f"--target-distortion must be >= 0, got {target_distortion}")
+    if match_noise not in MATCH_NOISE:
+        raise LossylearnError(
+            f"unknown --match-noise {match_noise!r}; choose one of {', '.join(MATCH_NOISE)}"
+        )
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     out = Path(out)
 
@@ -220,10 +226,15 @@ def compress(
     codec_options = dict(codec_options or {})
     coder = get_codec(codec, **codec_options)
     metric, matched = spec.matched_target()
-    target = float(target_distortion) if target_distortion is not None else float(matched)
-
     n = len(clean)
     order = np.random.default_rng(ORDER_SEED).permutation(n)
+    basis = "given" if target_distortion is not None else match_noise
+    if target_distortion is not None:
+        target = float(target_distortion)
+    elif match_noise == "effective":
+        target = _effective_target(clean[order[:chunk_size]], spec, metric, seed)
+    else:
+        target = float(matched)
     n_chunks = (n + chunk_size - 1) // chunk_size
     config = {
         "lossylearn": __version__,
@@ -234,6 +245,7 @@ def compress(
         "codec": {"name": codec, "options": codec_options},
         "match": match,
         "target": target,
+        "target_basis": basis,
         "metric": metric,
         "tolerance": tolerance,
         "seed": seed,
@@ -292,7 +304,8 @@ def compress(
             atomic_write_bytes(out / rel, data)
     manifest = build_manifest(
         n=n, shape=shape, ds_info=ds_info, spec=spec, guarantee=guarantee, coder=coder,
-        codec_options=codec_options, match=state.match, target=target, metric=metric,
+        codec_options=codec_options, match=state.match, target=target, target_basis=basis,
+        metric=metric,
         tolerance=tolerance, results=results, headers={k: v for k, v in headers.items() if v},
         run={"seed": seed, "workers": workers, "chunk_size": chunk_size, "order_seed": ORDER_SEED,
              "lossylearn": __version__, "seconds": round(time.time() - started, 3)},
@@ -302,6 +315,25 @@ def compress(
     atomic_write_json(out / MANIFEST, manifest.to_dict())
     (out / RUN_STATE).unlink(missing_ok=True)
     return manifest
+
+
+def _effective_target(first_chunk: np.ndarray, spec: Any, metric: str, seed: int | None) -> float:
+    """The clean-to-noisy distortion after clipping, estimated from chunk 0's noisy images alone.
+
+    They are the very images chunk 0 stores (same seed and stream), so the estimate is
+    post-processing of the released data; that is why it needs a seed (the OS generator cannot
+    draw the same noise twice, and a second draw would be a second release).
+    """
+    from lossylearn.privacy import NoiseSource, add_noise
+    from lossylearn.privacy.effective import effective_distortion
+
+    if seed is None:
+        raise LossylearnError(
+            "--match-noise effective needs --seed: the estimate must come from the very noisy "
+            "images that are stored"
+        )
+    noisy = add_noise(first_chunk, spec, NoiseSource.create(seed, 0))
+    return effective_distortion(noisy, spec, metric)
 
 
 def _match_record(result: MatchResult, sample_size: int) -> dict[str, Any]:
