@@ -66,7 +66,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4500, help="training images (embedded MNIST)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 suits the small CNN)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 suits the small CNN)"
+    )
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -34,10 +34,14 @@ def test_deconvolution_recovers_a_known_pixel_law() -> None:
     spec = _spec("gaussian", 16.0, shape=(16, 16, 1))
     p = clean_pixel_law(add_noise(clean, spec, NoiseSource.create(1, 0)), spec)
     # maximum likelihood smears a little mass onto neighbouring levels; the two modes hold the rest
-    assert p[:4].sum() == pytest.approx(0.8, abs=0.01) and p[-4:].sum() == pytest.approx(0.2, abs=0.01)
+    assert p[:4].sum() == pytest.approx(0.8, abs=0.01) and p[-4:].sum() == pytest.approx(
+        0.2, abs=0.01
+    )
 
 
-@pytest.mark.parametrize(("kind", "psnr"), [("laplace", 8.1), ("laplace", 16.1), ("gaussian", 11.9)])
+@pytest.mark.parametrize(
+    ("kind", "psnr"), [("laplace", 8.1), ("laplace", 16.1), ("gaussian", 11.9)]
+)
 def test_effective_distortion_matches_the_measured_one_on_mnist(kind: str, psnr: float) -> None:
     clean = load_dataset("mnist").train_images[:500]
     spec = _spec(kind, psnr)

@@ -30,6 +30,7 @@ from lossylearn.urdc.train import (
     Objective,
     TrainConfig,
     images_to_tensor,
+    random_shift,
     resolve_device,
     train_classifier,
     train_codec,
@@ -206,8 +207,23 @@ def test_plans_cover_the_grids() -> None:
     assert len(ids) == len(set(ids))
     mse_only = next(s for s in quick if s.model_id == "e2e-3x3-c0-p0")
     assert set(mse_only.curves) == {"classification", "perception"}
-    paper = plan_models(get_profile("paper"))
-    assert sum(s.kind == "end-to-end" for s in paper) == 3 * (7 + 4)
+    prof = get_profile("paper")
+    paper = plan_models(prof)
+    # 4.755 bits: 4 lambda_c + lambda_p 0.015 (lambda_p = 0 is the MSE-only model); 6 and 8 bits: the
+    # grids' endpoints, c0 (both curves), c0.015, p0.015
+    assert sum(s.kind == "end-to-end" for s in paper) == 5 + 2 * 3
+    # the universal rate's models come first, the other rates' perception models last
+    first_other = next(i for i, s in enumerate(paper) if s.rate != prof.universal_rate)
+    assert all(s.rate != prof.universal_rate for s in paper[first_other:])
+    assert [s.objectives[0].lambda_p > 0 for s in paper[-2:]] == [True, True]
+    # per-model epochs: encoders 40, universal decoders and W1-trained models 20
+    by_id = {s.model_id: s for s in paper}
+    enc = by_id["e2e-3x3-c0.015-p0"]
+    assert prof.epochs_of(enc.kind, enc.objectives) == 40
+    uni = by_id["uni-e2e-3x3-c0.015-p0--c0-p0"]
+    assert prof.epochs_of(uni.kind, uni.objectives) == 20
+    rdp = by_id["e2e-4x4-c0-p0.015"]
+    assert prof.epochs_of(rdp.kind, rdp.objectives) == 20
     # every universal decoder comes after its encoder
     seen: set[str] = set()
     for s in paper:
@@ -227,8 +243,15 @@ def test_profile_overrides_and_their_errors() -> None:
     assert prof.rates == ((3, 3), (4, 4)) and prof.universal_rate == (3, 3)
     assert prof.rdc_lambdas == (0.0, 0.0066, 0.015) and prof.universal_rdc_encoder == 0.015
     assert prof.rdp_lambdas == () and prof.universal_rdp_lambdas == ()
+    assert prof.endpoint_rates == ((4, 4),)
     plan = plan_models(prof)
-    assert sum(s.kind == "end-to-end" for s in plan) == 6
+    # 3 lambda_c at 3x3, the endpoints 0 and 0.015 at 4x4
+    assert sum(s.kind == "end-to-end" for s in plan) == 5
+    assert {s.model_id for s in plan if s.rate == (4, 4)} == {"e2e-4x4-c0-p0", "e2e-4x4-c0.015-p0"}
+    short = override_profile(get_profile("paper"), epochs=10)
+    assert (short.epochs, short.decoder_epochs, short.perception_epochs) == (10, 10, 10)
+    assert short.augment_shift == 2
+    assert override_profile(short, augment_shift=0).augment_shift == 0
     # 3 decoders on the end-to-end encoder, 3 on the shared one
     assert sum(s.kind == "universal" for s in plan) == 6
     rdp_only = override_profile(prof, rdc_lambdas="0", rdp_lambdas="0,0.015")
@@ -238,3 +261,77 @@ def test_profile_overrides_and_their_errors() -> None:
         override_profile(prof, rates="3by3")
     with pytest.raises(LossylearnError, match="comma-separated"):
         override_profile(prof, rdc_lambdas="0,a")
+
+
+def test_random_shift_is_a_zero_filled_translation() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(40, 1, 28, 28)
+    assert random_shift(x, 0, gen) is x
+    out = random_shift(x, 2, gen)
+    seen = set()
+    for img, sh in zip(x[:, 0], out[:, 0], strict=True):
+        padded = torch.nn.functional.pad(img, (2, 2, 2, 2))
+        # exactly one offset in [-2, 2]^2 reproduces the output: a crop of the zero-padded image
+        hits = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(padded[dy : dy + 28, dx : dx + 28], sh)
+        ]
+        assert len(hits) == 1
+        seen.add(hits[0])
+    assert len(seen) > 10  # each image draws its own offset
+    again = random_shift(x, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(again, out)
+    with pytest.raises(LossylearnError, match="augment_shift"):
+        TrainConfig(augment_shift=14)
+
+
+def test_shift_augmented_encoder_codes_shifted_digits_alike(digits) -> None:
+    """With augment_shift the encoder's code of a 1-px-shifted test digit changes less often, and
+    the decoder still reconstructs the unshifted digits (the losses target them)."""
+    x, y, xt, _ = digits
+    q = DitheredQuantizer(3, 3)
+    u = q.dither_for(0, np.arange(xt.shape[0]))
+    moved = torch.roll(xt, shifts=(1, -1), dims=(2, 3))
+    changed, mses = [], []
+    for shift in (0, 2):
+        torch.manual_seed(0)
+        enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
+        cfg = TrainConfig(epochs=6, batch_size=32, augment_shift=shift)
+        train_codec(
+            enc,
+            [Head(dec, Objective())],
+            q,
+            x,
+            y,
+            classifier=None,
+            config=cfg,
+            train_encoder=True,
+            seed=0,
+        )
+        with torch.no_grad():
+            a, b = q.indices(enc(xt), u), q.indices(enc(moved), u)
+            changed.append(float((a != b).any(dim=1).float().mean()))
+            mses.append(mean_squared_error(dec(q.dequantize(a, u)), xt))
+    assert changed[1] < changed[0]
+    mean_image_mse = mean_squared_error(x.mean(0, keepdim=True).expand_as(xt), xt)
+    assert mses[1] < mean_image_mse and mses[1] < 1.05 * mses[0]
+
+
+def test_anchor_comparison_matches_points_by_mode_rate_and_lambda() -> None:
+    from lossylearn.urdc.report import anchor_comparison
+
+    rows = [
+        _row("end-to-end", "e2e-3x3-c0-p0", 0.0, 0.0470, 1.7),
+        _row("end-to-end", "e2e-3x3-c0.015-p0", 0.015, 0.0530, 0.22),
+        _row("universal", "e2e-3x3-c0.015-p0", 0.0, 0.0520, 0.30),
+        _row("universal", "shared-3x3", 0.0, 0.0490, 0.40),  # not the anchor protocol's encoder
+    ]
+    table = anchor_comparison(rows)
+    assert [(t[0], t[2], t[3], t[4]) for t in table] == [
+        ("end-to-end classification", "lambda_c = 0", 0.0456, 0.0470),
+        ("end-to-end classification", "lambda_c = 0.015", 0.0506, 0.0530),
+        ("universal classification", "lambda_c = 0", 0.0500, 0.0520),
+    ]
+    assert table[1][5:7] == ["CE 0.176", "CE 0.220"]

@@ -56,6 +56,13 @@ def main(
     rdp_lambdas: str | None = typer.Option(
         None, "--rdp-lambdas", help="Override the lambda_p grid ('' for none)."
     ),
+    augment_shift: int | None = typer.Option(
+        None,
+        "--augment-shift",
+        min=0,
+        max=13,
+        help="Override the encoders' random input shift in pixels (paper: 2; 0 turns it off).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     progress: bool = typer.Option(
@@ -76,6 +83,7 @@ def main(
             rates=rates,
             rdc_lambdas=rdc_lambdas,
             rdp_lambdas=rdp_lambdas,
+            augment_shift=augment_shift,
         )
         result = run_study(
             prof,

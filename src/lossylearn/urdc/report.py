@@ -19,7 +19,15 @@ import numpy as np
 
 from lossylearn.urdc.results import ResultRow, StudyResult
 
-__all__ = ["ANCHOR_RDC", "ANCHOR_RDP", "ANCHOR_PENALTY", "plot_figures", "write_report"]
+__all__ = [
+    "ANCHOR_PENALTY",
+    "ANCHOR_POINTS",
+    "ANCHOR_RDC",
+    "ANCHOR_RDP",
+    "anchor_comparison",
+    "plot_figures",
+    "write_report",
+]
 
 #: Published anchor numbers at 4.755 bits (REFERENCE.md, from the uRDP/RDC result CSVs;
 #: 60k training digits, 10k test digits): (model, lambda, MSE, CE or W1).
@@ -44,6 +52,69 @@ ANCHOR_RDP: tuple[tuple[str, str, float, str], ...] = (
 )
 #: The anchor's universal distortion penalty at the MSE-only end: (0.0500 - 0.0456) / 0.0456.
 ANCHOR_PENALTY = (0.0500 - 0.0456) / 0.0456
+
+#: The anchor's published points matched to ours: (mode, objective, (d, L), lambda, MSE, metric).
+#: lambda None: our largest lambda of that grid (the anchor's end point is 0.013 or 0.015).
+#: Universal points are on the anchor protocol's encoder (end to end at lambda = 0.015).
+ANCHOR_POINTS: tuple[tuple[str, str, tuple[int, int], float | None, float, float], ...] = (
+    ("end-to-end", "classification", (3, 3), 0.0, 0.0456, 1.468),
+    ("end-to-end", "classification", (3, 3), 0.0066, 0.0475, 0.279),
+    ("end-to-end", "classification", (3, 3), 0.015, 0.0506, 0.176),
+    ("universal", "classification", (3, 3), 0.0, 0.0500, 0.217),
+    ("universal", "classification", (3, 3), 0.015, 0.0504, 0.167),
+    ("end-to-end", "perception", (3, 3), 0.0, 0.0459, 5.88),
+    ("end-to-end", "perception", (3, 3), None, 0.0731, 1.11),
+    ("universal", "perception", (3, 3), 0.0, 0.0467, 5.64),
+    ("universal", "perception", (3, 3), None, 0.0726, 1.21),
+    ("end-to-end", "perception", (3, 4), 0.0, 0.0416, 5.18),
+    ("end-to-end", "perception", (3, 4), None, 0.0654, 0.90),
+    ("end-to-end", "perception", (4, 4), 0.0, 0.0362, 4.38),
+    ("end-to-end", "perception", (4, 4), None, 0.0546, 0.87),
+)
+
+
+def anchor_comparison(rows: list[ResultRow]) -> list[list[object]]:
+    """One line per anchor point we measured: model, lambda, MSE and CE/W1, anchor then ours."""
+    out: list[list[object]] = []
+    for mode, objective, (d, levels), lam, a_mse, a_metric in ANCHOR_POINTS:
+        cand = [
+            r
+            for r in rows
+            if r.mode == mode
+            and r.objective == objective
+            and (r.latent_dim, r.levels) == (d, levels)
+            and (mode == "end-to-end" or r.encoder.startswith("e2e-"))
+        ]
+        if not cand:
+            continue
+
+        def lam_of(r: ResultRow, objective: str = objective) -> float:
+            return r.lambda_c if objective == "classification" else r.lambda_p
+
+        if lam is None:
+            mine = max(cand, key=lam_of)
+        else:
+            exact = [r for r in cand if abs(lam_of(r) - lam) < 1e-12]
+            if not exact:
+                continue
+            mine = exact[0]
+        metric = "CE" if objective == "classification" else "W1"
+        ours = mine.ce if objective == "classification" else mine.w1
+        out.append(
+            [
+                f"{mode} {objective}",
+                f"{d * np.log2(levels):.3f}",
+                f"{'lambda_c' if objective == 'classification' else 'lambda_p'} = "
+                + (f"{lam:g}" if lam is not None else f"end ({lam_of(mine):g})"),
+                a_mse,
+                mine.mse,
+                f"{metric} {a_metric:g}",
+                f"{metric} {ours:.3f}",
+                f"{mine.accuracy:.3f}",
+            ]
+        )
+    return out
+
 
 _COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 
@@ -194,6 +265,9 @@ def write_report(result: StudyResult, out: Path) -> Path:
         f"<p>Data: {html.escape(str(result.meta.get('data')))}<br>Classifier on the test split: "
         f"accuracy {_fmt(result.classifier.get('test_accuracy'))}, CE {_fmt(result.classifier.get('test_ce'))} nats."
         f"<br>Bitstream: {html.escape(str(result.meta.get('bitstream')))}; dither seed {_fmt(result.meta.get('dither_seed'))}."
+        f"<br>Training: {html.escape(str(result.meta.get('augmentation', 'none')))}; per-model "
+        f"epochs in profile (encoders {result.profile.epochs}, universal decoders "
+        f"{_fmt(result.profile.decoder_epochs)}, W1-trained {_fmt(result.profile.perception_epochs)})."
         f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {html.escape(str(result.meta.get('device')))}.</p>",
         "<h2>Results (test split)</h2>",
         _table(
@@ -228,6 +302,11 @@ def write_report(result: StudyResult, out: Path) -> Path:
                 ]
                 for r in result.rows
             ],
+        ),
+        "<h2>Ours next to the anchor (60k training digits; ours: the data above)</h2>",
+        _table(
+            ["model", "rate", "lambda", "anchor MSE", "our MSE", "anchor", "ours", "our acc"],
+            anchor_comparison(result.rows),
         ),
         "<h2>Universal distortion penalty</h2>",
         "<p><i>endpoint</i>: lowest MSE of any universal decoder on the encoder vs the end-to-end MSE-only "

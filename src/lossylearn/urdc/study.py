@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +178,12 @@ class _StudyRun:
             "data": self.data_note,
             "dither_seed": seed,
             "train": self.train_cfg.to_dict(),
+            "augmentation": (
+                f"encoder input shifted at random by up to {profile.augment_shift} px per image "
+                "while training; losses target the unshifted digit"
+                if profile.augment_shift
+                else "none"
+            ),
             "classifier_train": {
                 "epochs": profile.classifier_epochs,
                 "augment_shift": profile.classifier_augment_shift,
@@ -311,18 +317,21 @@ class _StudyRun:
         net = NetConfig(latent_dim=spec.rate[0], levels=spec.rate[1], decoder=self.profile.decoder)
         q = DitheredQuantizer(net.latent_dim, net.levels)
         seed = self.model_seed(spec.model_id)
+        train_cfg = replace(
+            self.train_cfg, epochs=self.profile.epochs_of(spec.kind, spec.objectives)
+        )
         config: dict[str, object] = {
             "kind": spec.kind,
             "net": net.to_dict(),
             "objectives": [asdict(o) for o in spec.objectives],
             "encoder": spec.encoder_id,
-            "train": self.train_cfg.to_dict(),
+            "train": train_cfg.to_dict(),
             "seed": seed,
             "data": self.data_note,
             "classifier": self.classifier_config,
         }
         torch.manual_seed(seed)
-        steps = self.profile.epochs * self.train_cfg.steps_per_epoch(int(self.x_tr.shape[0]))
+        steps = train_cfg.epochs * train_cfg.steps_per_epoch(int(self.x_tr.shape[0]))
         heads = [Head(build_decoder(net).to(self.dev), o) for o in spec.objectives]
         modules: dict[str, nn.Module] = {}
         for k, h in enumerate(heads):
@@ -348,7 +357,7 @@ class _StudyRun:
                 self.x_tr,
                 self.y_tr,
                 classifier=self.classifier,
-                config=self.train_cfg,
+                config=train_cfg,
                 train_encoder=spec.kind != "universal",
                 seed=seed,
                 on_step=bar(spec.model_id, steps),

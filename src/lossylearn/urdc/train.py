@@ -266,10 +266,13 @@ def train_codec(
     """Train ``heads`` (and the encoder when ``train_encoder``) in place; returns per-epoch losses.
 
     Training uses fresh uniform dither every step (the shared-seed dither of the bitstream contract
-    is for transmission). A frozen encoder stays in eval mode and its latents are cached, so
-    ``config.augment_shift`` (random shifts of each batch, the target being the shifted image too)
-    applies only when the encoder is trained; ``config.weight_decay`` is Adam's L2 term on the
-    encoder and decoders.
+    is for transmission). A frozen encoder stays in eval mode and its latents are cached.
+
+    ``config.augment_shift`` > 0 shifts the *encoder's input* of each batch at random (up to that many
+    pixels) while every loss still targets the unshifted digits: the encoder learns a code that
+    does not depend on small shifts (it generalises from 5k digits instead of memorising them), and
+    the decoders still learn centred reconstructions. It applies only when the encoder is trained.
+    ``config.weight_decay`` is Adam's L2 term on the encoder and decoders.
     """
     if not heads:
         raise LossylearnError("train_codec needs at least one decoder head")
@@ -322,14 +325,11 @@ def train_codec(
         n_batches = 0
         for idx in _batches(images.shape[0], config.batch_size, gen):
             idx = idx.to(device)
-            x = (
-                images[idx]
-                if cached is not None
-                else random_shift(images[idx], config.augment_shift, gen)
-            )
+            x = images[idx]
             u = quantizer.random_dither(x.shape[0], gen, device)
             if cached is None:
-                z = quantizer.quantize_ste(encoder(x), u)
+                x_in = random_shift(x, config.augment_shift, gen)
+                z = quantizer.quantize_ste(encoder(x_in), u)
             else:
                 z = quantizer.dequantize(quantizer.indices(cached[idx], u), u)
             opt.zero_grad(set_to_none=True)
