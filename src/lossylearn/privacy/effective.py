@@ -61,11 +61,14 @@ def clean_pixel_law(
     noisy: np.ndarray, spec: NoiseSpec, *, iterations: int = 20000, tol: float = 1e-12
 ) -> np.ndarray:
     """Maximum-likelihood law of the clean pixel values (length 256) given the noisy pixels."""
+    return _deconvolve(noisy, noise_channel(spec), iterations=iterations, tol=tol)
+
+
+def _deconvolve(noisy: np.ndarray, k: np.ndarray, *, iterations: int, tol: float) -> np.ndarray:
     if not isinstance(noisy, np.ndarray) or noisy.dtype != np.uint8 or noisy.size == 0:
         raise DataError("the effective noise is estimated from a non-empty uint8 array of pixels")
     counts = np.bincount(noisy.reshape(-1), minlength=_LEVELS).astype(np.float64)
     h = counts / counts.sum()
-    k = noise_channel(spec)
     p = np.full(_LEVELS, 1.0 / _LEVELS)
     for _ in range(iterations):
         q = p @ k
@@ -88,8 +91,9 @@ def effective_distortion(noisy: np.ndarray, spec: NoiseSpec, metric: str | None 
     metric = metric or spec.matched_target()[0]
     if metric not in ("mse", "mae"):
         raise DataError(f"unknown distortion {metric!r}; known: mse, mae")
-    p = clean_pixel_law(noisy, spec)
+    k = noise_channel(spec)
+    p = _deconvolve(noisy, k, iterations=20000, tol=1e-12)
     x = np.arange(_LEVELS, dtype=np.float64)
     gap = x[None, :] - x[:, None]
     d = gap**2 if metric == "mse" else np.abs(gap)
-    return float(p @ (noise_channel(spec) * d).sum(axis=1))
+    return float(p @ (k * d).sum(axis=1))
