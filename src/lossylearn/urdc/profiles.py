@@ -108,7 +108,7 @@ PROFILES: dict[str, StudyProfile] = {
         decoder="mlp",
         limit=2000,
     ),
-    # The grid run for the report (EXPERIMENTS in the README): 4.755 bits with the anchor's lambda_c
+    # The grid measured in the README (section "Studies"): 4.755 bits with the anchor's lambda_c
     # points (0, 0.0066, 0.015, plus 0.0025) and the RDP endpoints, its universal and shared-encoder
     # decoders; 6 and 8 bits at the grids' endpoints only. Training on 5k digits: the encoder sees
     # its input shifted at random by up to 2 px (the losses target the unshifted digit) for 40 epochs.
