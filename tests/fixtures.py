@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,11 @@ __all__ = [
     "CelebaTree",
     "FolderImage",
     "idx_bytes",
+    "idx_header",
     "make_celeba_tree",
     "make_image_folder",
     "make_mnist_folder",
+    "png_claiming",
     "write_idx",
     "write_md5sums",
 ]
@@ -190,3 +193,30 @@ def make_image_folder(
                 Image.fromarray(pixels).save(path)
                 out.append(FolderImage(path, cname, split_name, pixels))
     return out
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def idx_header(type_code: int, dims: tuple[int, ...], ndim: int | None = None) -> bytes:
+    """A hand-made IDX header: magic 0x0000<type><ndim> and big-endian uint32 ``dims``.
+
+    ``ndim`` overrides the declared dimension count (to declare more or fewer than given).
+    """
+    n = len(dims) if ndim is None else ndim
+    return struct.pack(">BBBB", 0, 0, type_code, n) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` 8-bit gray pixels (its data is short).
+
+    Opening it reads only the header, so it stands for a decompression bomb without being one.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

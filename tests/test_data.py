@@ -383,12 +383,18 @@ def test_folder_mixed_sizes_error_and_resize(tmp_path: Path) -> None:
     make_image_folder(tmp_path, ("b",), per_class=3, size=(30, 10), seed=1)
     with pytest.raises(
         DataError,
-        match=r"images differ in size: .*img\d+\.png is \d+x\d+, .*img\d+\.png is \d+x\d+; pass resize=N",
+        match=r"images differ in size: .*img\d+\.png is \d+x\d+, .*img\d+\.png is \d+x\d+; "
+        r"pass --image-size N",
     ) as e:
         load_dataset("folder", tmp_path)
     assert "8x8" in str(e.value) and "10x30" in str(e.value)
-    ds = load_dataset("folder", tmp_path, resize=8)
+    ds = load_dataset("folder", tmp_path, image_size=8)
     assert ds.image_shape == (8, 8, 3)
+    assert "Lanczos resize to 8x8" in ds.source
+    # resize= is the older name of image_size and gives the same images
+    np.testing.assert_array_equal(
+        load_dataset("folder", tmp_path, resize=8).train_images, ds.train_images
+    )
     # b images are 10 wide, 30 tall: the centre 10x10 square is rows 10..19
     b = Image.open(tmp_path / "b" / "img000.png")
     centre = np.asarray(b)[10:20].astype(np.float64)

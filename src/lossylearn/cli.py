@@ -106,9 +106,14 @@ def compress(
         str, typer.Option(help="CelebA attribute used as label.", rich_help_panel=DATA)
     ] = "Male",
     image_size: Annotated[
-        int,
-        typer.Option(help="CelebA side length after centre crop and resize.", rich_help_panel=DATA),
-    ] = 64,
+        int | None,
+        typer.Option(
+            "--image-size",
+            help="Side length after centre crop and resize (CelebA: 64 when omitted; folder: the "
+            "images' own size, which must then be the same for all).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(help="Use only the first N images of the split.", rich_help_panel=DATA),
@@ -216,6 +221,22 @@ def compress(
     overwrite: Annotated[
         bool, typer.Option(help="Replace a store already in --out.", rich_help_panel=RUN)
     ] = False,
+    allow_weak_noise: Annotated[
+        bool,
+        typer.Option(
+            help="Accept noise that changes fewer than half of the pixels (the store would hold "
+            "most clean pixels unchanged).",
+            rich_help_panel=NOISE,
+        ),
+    ] = False,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="File with a secret key (>= 16 bytes): sign the manifest with HMAC-SHA256 so "
+            "that `inspect --signing-key` can prove it was not altered.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the manifest as JSON.", rich_help_panel=RUN)
     ] = False,
@@ -242,15 +263,35 @@ def compress(
         range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
         target_distortion=target_distortion, match_noise=match_noise.value, tolerance=tolerance, seed=seed, workers=workers,
         chunk_size=chunk_size, match_sample=match_sample, resume=resume, overwrite=overwrite,
+        allow_weak_noise=allow_weak_noise, signing_key=_read_key(signing_key),
         progress=sys.stderr.isatty() and not as_json,
         warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
     )  # fmt: skip
+    from lossylearn.store.owner import owner_path, read_clean_stats
+
     if as_json:
         out_console.print_json(json.dumps(manifest.to_dict()))
     else:
         from lossylearn.report import print_manifest
 
-        print_manifest(manifest, out_console, directory=out)
+        print_manifest(manifest, out_console, directory=out, clean=read_clean_stats(out))
+    console.print(
+        f"owner file (clean-side figures, seed; keep it, never ship it): {owner_path(out)}",
+        highlight=False,
+    )
+
+
+def _read_key(path: Path | None) -> bytes | None:
+    """A signing key from a file: its raw bytes, at least 16 of them."""
+    if path is None:
+        return None
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise LossylearnError(f"{path}: cannot read the signing key ({exc.strerror})") from None
+    if len(key.strip()) < 16:
+        raise LossylearnError(f"{path}: a signing key needs at least 16 bytes, got {len(key.strip())}")
+    return key.strip()
 
 
 @app.command()
@@ -265,17 +306,32 @@ def inspect(
     n: Annotated[int, typer.Option(help="How many samples in the grid.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
     verify: Annotated[bool, typer.Option(help="Check every file's checksum.")] = True,
+    codec_checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Learned-codec checkpoint, when not at its recorded path or beside the store."),
+    ] = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Key file the store was signed with: proves the manifest is unaltered."),
+    ] = None,
 ) -> None:
-    """Check a store, print its manifest, and write a PNG grid of stored samples."""
+    """Check a store (manifest digest, signature, checksums), print its manifest, and write a PNG
+    grid of stored samples. The data owner also sees the clean-side figures of the owner file."""
     from lossylearn.report import print_manifest, sample_grid
     from lossylearn.store import open_store
+    from lossylearn.store.owner import owner_path, read_clean_stats
 
-    s = open_store(store, verify=verify)
+    path = grid or store.resolve().parent / f"{store.resolve().name}-samples.png"
+    if path.is_dir():
+        raise LossylearnError(f"{path}: is a folder; give --grid a file name ending in .png")
+    s = open_store(
+        store, verify=verify, codec_checkpoint=codec_checkpoint, key=_read_key(signing_key)
+    )
+    clean = read_clean_stats(store) if owner_path(store).is_file() else None
     if as_json:
         out_console.print_json(json.dumps(s.manifest.to_dict()))
     else:
-        print_manifest(s.manifest, out_console, directory=store)
-    path = grid or store.resolve().parent / f"{store.resolve().name}-samples.png"
+        print_manifest(s.manifest, out_console, directory=store, clean=clean)
     sample_grid(s, path, n=n)
     console.print(f"sample grid: {path}")
 
@@ -314,6 +370,10 @@ def main() -> None:
         app()
     except LossylearnError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a file system refusal no check foresaw: still one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: an unfinished store can be completed with --resume")

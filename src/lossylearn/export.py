@@ -1,24 +1,166 @@
-"""``lossylearn export``: a store's images as standard files, one sub-folder per class."""
+"""``lossylearn export``: a store's images as standard files, one sub-folder per class.
+
+Folder names (:func:`class_folders`), one per label that occurs in the store:
+
+1. the label's name is ``dataset.classes[label]`` from the manifest, or the label number when the
+   manifest names no class for it;
+2. the name is made a safe single path component: Unicode NFC, cut to 64 characters, then every
+   character that is not a letter, a digit, ``-``, ``_``, or a ``.`` between two characters becomes
+   ``_``; an empty result becomes ``_``. So ``..`` -> ``__``, ``a/b`` -> ``a_b``, ``.x`` -> ``_x``:
+   no name is ``.``, ``..``, hidden, empty, or holds a separator;
+3. labels whose step-2 names are equal ignoring case (``x?y`` and ``x!y`` both give ``x_y``; ``Cat``
+   and ``cat`` on a case-insensitive disk), or equal to the reserved ``labels.json``, all get
+   ``<name>+<label>`` instead (``x_y+1``, ``x_y+2``). Step 2 never yields a ``+``, so these can
+   meet neither each other nor a kept name: every label has its own folder.
+
+``DEST/labels.json`` maps every label to its class name, folder and image count, so nothing of
+the original names is lost.
+
+The export is written into a temporary folder, ``.DEST.partial-XXXX`` next to ``DEST`` (or
+``DEST/.export.partial-XXXX`` when ``DEST`` is an existing empty folder), and renamed into place
+only once every file is written: an export that fails leaves nothing behind (only the temporary
+folder, and parent folders the export itself created, are removed) and says which image failed and
+why.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PIL import Image
 
-from lossylearn.errors import StoreError
+from lossylearn.errors import LossylearnError, StoreError
 from lossylearn.store import open_store
 
+__all__ = ["FORMATS", "LABELS_FILE", "class_folders", "export_store"]
+
 FORMATS = ("jpeg", "png", "native")
+LABELS_FILE = "labels.json"
+MAX_NAME = 64
+
+
+def _sanitize(name: str) -> str:
+    """Step 2 of the folder rule (module docstring): a safe single path component, never '+'."""
+    name = unicodedata.normalize("NFC", name)[:MAX_NAME]
+    last = len(name) - 1
+    out = "".join(
+        ch if ch.isalnum() or ch in "-_" or (ch == "." and 0 < i < last) else "_"
+        for i, ch in enumerate(name)
+    )
+    return out or "_"
+
+
+def class_folders(classes: Sequence[str], labels: Iterable[int]) -> dict[int, str]:
+    """The export folder name of every distinct label in ``labels`` (rule: module docstring).
+
+    ``classes[label]`` names a label in ``0 .. len(classes) - 1``; other labels are named by their
+    number. The result is deterministic, each name is one safe path component, and no two labels
+    share a name, even ignoring case.
+    """
+    wanted = sorted({int(v) for v in labels})
+    base = {
+        lab: _sanitize(str(classes[lab]) if 0 <= lab < len(classes) else str(lab))
+        for lab in wanted
+    }
+    seen = Counter(name.casefold() for name in base.values())
+    seen[LABELS_FILE.casefold()] += 1  # reserved for the mapping file
+    return {
+        lab: name if seen[name.casefold()] == 1 else f"{name}+{lab}" for lab, name in base.items()
+    }
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else "") or type(err).__name__
+
+
+def _check_dest(dest: Path) -> None:
+    try:
+        if dest.is_symlink() and not dest.exists():
+            raise StoreError(f"{dest}: is a broken symbolic link")
+        if not dest.exists():
+            return
+        if not dest.is_dir():
+            raise StoreError(f"{dest}: exists and is not a folder; choose a new or empty folder")
+        if any(dest.iterdir()):
+            raise StoreError(
+                f"{dest}: folder exists and is not empty; choose a new or empty folder"
+            )
+    except OSError as err:
+        raise StoreError(f"{dest}: cannot be used as the export folder: {_first_line(err)}") from None
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; returns those created, deepest first."""
+    created: list[Path] = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        created.append(p)
+        p = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty(created)
+        raise StoreError(f"{folder}: cannot create the folder: {_first_line(err)}") from None
+    return created
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for p in folders:  # deepest first; only folders this export created, only if still empty
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
+def _move_into_place(tmp: Path, target: Path, existed: bool, shown: Path) -> None:
+    """Rename the finished export to ``target`` (or its entries into the empty ``target``)."""
+    try:
+        if not existed:
+            os.rename(tmp, target)
+            return
+        moved: list[str] = []
+        try:
+            for entry in sorted(tmp.iterdir()):
+                if (target / entry.name).exists() or (target / entry.name).is_symlink():
+                    raise FileExistsError(f"{entry.name} appeared in the folder meanwhile")
+                os.rename(entry, target / entry.name)
+                moved.append(entry.name)
+        except BaseException:
+            for name in reversed(moved):  # put back what was already moved: all or nothing
+                os.rename(target / name, tmp / name)
+            raise
+        tmp.rmdir()
+    except OSError as err:
+        raise StoreError(
+            f"{shown}: cannot move the finished export into place: {_first_line(err)}"
+        ) from None
 
 
 def export_store(directory: str | Path, dest: str | Path, *, fmt: str = "png") -> int:
-    """Write every image of the store at ``directory`` under ``dest/<class>/<index>.<ext>``.
+    """Write every image of the store at ``directory`` as ``dest/<folder>/<index>.<ext>``.
 
     ``jpeg`` writes a JPEG store's own coded bytes as complete files (tables put back: no second
     generation of loss) and refuses other codecs; ``png`` writes lossless copies of the decoded
-    reconstructions; ``native`` writes each codec's standard container. Returns the file count.
+    reconstructions; ``native`` writes each codec's standard container. ``<folder>`` follows the
+    rule in the module docstring; ``dest/labels.json`` maps labels to class names and folders.
+    ``dest`` must be absent or an empty folder. All or nothing: files go to a temporary folder
+    renamed into place at the end, and a failure removes it and raises
+    :class:`~lossylearn.errors.StoreError` naming the image. Returns the image-file count.
     """
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -29,28 +171,82 @@ def export_store(directory: str | Path, dest: str | Path, *, fmt: str = "png") -
             f"{directory} holds {codec.name} images; exporting them as JPEG would add a second loss. "
             "Use --format png (lossless) or --format native"
         )
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise StoreError(f"{dest}: folder exists and is not empty")
-    classes = store.manifest.dataset.get("classes") or []
+    shown = Path(dest)
+    _check_dest(shown)
+    try:
+        target_dir = shown.resolve()  # a symlink to an empty folder: write where it points
+    except (OSError, RuntimeError) as err:
+        raise StoreError(f"{shown}: cannot be resolved: {_first_line(err)}") from None
+    if target_dir == target_dir.parent:
+        raise StoreError(f"{shown}: cannot export into the file-system root")
+
+    raw_classes = store.manifest.dataset.get("classes") or []
+    classes = [str(c) for c in raw_classes] if isinstance(raw_classes, list) else []
+    labels = [int(v) for v in store.labels]
+    folders = class_folders(classes, labels)
     ext = ".png" if fmt == "png" else codec.extension
-    for i in range(len(store)):
-        label = int(store.labels[i])
-        name = classes[label] if label < len(classes) else str(label)
-        folder = dest / _safe(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{int(store.indices[i]):07d}{ext}"
-        if fmt == "png":
-            image, _ = store[i]
-            buf = io.BytesIO()
-            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-                buf, format="PNG"
-            )
-            target.write_bytes(buf.getvalue())
-        else:
-            target.write_bytes(store.container(i))
+
+    existed = target_dir.is_dir()  # empty (checked above): keep it, fill it at the end
+    created = [] if existed else _make_parents(target_dir.parent)
+    try:
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{target_dir.name}.partial-", dir=target_dir.parent)
+            if not existed
+            else tempfile.mkdtemp(prefix=".export.partial-", dir=target_dir)
+        )
+    except OSError as err:
+        _remove_empty(created)
+        raise StoreError(f"{shown}: cannot create a temporary folder: {_first_line(err)}") from None
+    i = -1
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; DEST gets the usual mode
+        for folder in folders.values():
+            (tmp / folder).mkdir()
+        for i in range(len(store)):
+            path = tmp / folders[labels[i]] / f"{int(store.indices[i]):07d}{ext}"
+            if fmt == "png":
+                image, _ = store[i]
+                buf = io.BytesIO()
+                Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+                    buf, format="PNG"
+                )
+                data = buf.getvalue()
+            else:
+                data = store.container(i)
+            with open(path, "xb") as fh:  # "x": two images with one source index are an error
+                fh.write(data)
+        i = -1
+        counts = Counter(labels)
+        mapping = {
+            "format": fmt,
+            "codec": codec.name,
+            "images": len(labels),
+            "folder_rule": "see lossylearn.export (safe single component; clashes get +<label>)",
+            "labels": [
+                {
+                    "label": lab,
+                    "class": classes[lab] if 0 <= lab < len(classes) else None,
+                    "folder": folder,
+                    "images": counts[lab],
+                }
+                for lab, folder in folders.items()
+            ],
+        }
+        (tmp / LABELS_FILE).write_text(json.dumps(mapping, indent=2) + "\n", encoding="utf-8")
+        _move_into_place(tmp, target_dir, existed, shown)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        if not isinstance(err, Exception):
+            raise  # KeyboardInterrupt and the like: cleaned up, passed on
+        if i >= 0:
+            raise StoreError(
+                f"export to {shown} failed at image {i} of {len(store)} (source index "
+                f"{int(store.indices[i])}, label {labels[i]}): {_first_line(err)}; nothing was written"
+            ) from err
+        if isinstance(err, LossylearnError):
+            raise
+        raise StoreError(
+            f"export to {shown} failed: {_first_line(err)}; nothing was written"
+        ) from err
     return len(store)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "_"

@@ -10,16 +10,27 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from lossylearn.errors import LossylearnError
 from lossylearn.store.manifest import Manifest
+from lossylearn.store.owner import CleanStats
 
 if TYPE_CHECKING:
     from lossylearn.store.reader import Store
 
 
+def _db(v: float | None) -> str:
+    return "inf dB (identical)" if v is None else f"{v:.2f} dB"
+
+
 def print_manifest(
-    manifest: Manifest, console: Console, *, directory: Path | str | None = None
+    manifest: Manifest,
+    console: Console,
+    *,
+    directory: Path | str | None = None,
+    clean: CleanStats | None = None,
 ) -> None:
-    """Print the essentials of a manifest: data, noise, privacy, codec, sizes, distortions."""
+    """Print the essentials of a manifest: data, noise, privacy, codec, sizes, distortions, and the
+    owner's clean-side figures when ``clean`` is given."""
     m, s, c, nz, p = manifest, manifest.stats, manifest.codec, manifest.noise, manifest.privacy
     h, w, ch = m.image_shape
     title = f"lossylearn store {directory}" if directory else "lossylearn store"
@@ -36,11 +47,14 @@ def print_manifest(
         f"{nz['kind']}{' (discrete)' if nz['discrete'] else ''}, {scale}, {nz['range_handling']}, "
         f"H(N) {nz['entropy_bits']:.3f} bits/value",
     )
-    t.add_row(
-        "privacy",
-        f"({p['epsilon']:.4g}, {p['delta']:.3g})-DP per {p['unit']}, {p['mechanism']}, "
-        f"{p['norm']} sensitivity {p['sensitivity']:.4g}",
-    )
+    if manifest.has_guarantee:
+        privacy = (
+            f"({p['epsilon']:.4g}, {p['delta']:.3g})-DP per {p['unit']}, {p['mechanism']}, "
+            f"{p['norm']} sensitivity {p['sensitivity']:.4g}"
+        )
+    else:
+        privacy = f"[yellow]no guarantee[/] (seeded noise), {p.get('mechanism')}"
+    t.add_row("privacy", privacy)
     quality = (
         c["quality"] if c["quality"] is not None else f"per image ({len(c['qualities'])} values)"
     )
@@ -57,14 +71,20 @@ def print_manifest(
     )
     t.add_row(
         "distortion",
-        f"to noisy: MSE {s.distortion_to_noisy.mse:.4g}, MAE {s.distortion_to_noisy.mae:.4g}; "
-        f"PSNR noisy {s.psnr_noisy_db:.2f} dB, stored {s.psnr_stored_db:.2f} dB (vs clean)"
-        + (
-            f"; noise left after range handling: MSE {s.mse_noisy_to_clean:.4g}, "
-            f"MAE {s.mae_noisy_to_clean:.4g}"
-            if s.mae_noisy_to_clean is not None
-            else ""
-        ),
+        f"to noisy: MSE {s.distortion_to_noisy.mse:.4g}, MAE {s.distortion_to_noisy.mae:.4g}",
+    )
+    if clean is not None:
+        t.add_row(
+            "vs clean",
+            f"PSNR noisy {_db(clean.psnr_noisy_db)}, stored {_db(clean.psnr_stored_db)}; noise left "
+            f"after range handling: MSE {clean.mse_noisy_to_clean:.4g}, MAE "
+            f"{clean.mae_noisy_to_clean:.4g}  [dim](owner file, not in the store)[/]",
+        )
+    signed = "signed (HMAC-SHA256)" if "hmac_sha256" in m.integrity else "not signed"
+    t.add_row(
+        "integrity",
+        f"manifest digest checked; {signed}. The digest detects damage and hand edits, not a "
+        "forger who recomputes it" + ("" if "hmac_sha256" in m.integrity else "; a signature would"),
     )
     console.print(t)
     if p.get("statement"):
@@ -86,6 +106,11 @@ def sample_grid(store: Store, path: Path | str, *, n: int = 64, scale: int = 2) 
     img = Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode=mode)
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    if path.is_dir():
+        raise LossylearnError(f"{path}: is a folder; give the sample grid a file name ending in .png")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, format="PNG")
+    except OSError as exc:
+        raise LossylearnError(f"{path}: cannot write the sample grid ({exc})") from None
     return path

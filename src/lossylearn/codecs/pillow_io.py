@@ -43,6 +43,11 @@ def to_array(img: Image.Image, shape: tuple[int, int, int], codec: str) -> np.nd
             f"{codec} data decodes to {img.size[1]}x{img.size[0]} pixels, expected {h}x{w}"
         )
     mode = "L" if c == 1 else "RGB"
+    bands = len(img.getbands())
+    if bands != c and not (img.mode == "P" or (c == 1 and img.mode in ("1", "I", "I;16"))):
+        raise CodecError(
+            f"{codec} data decodes to {bands}-channel ({img.mode}) pixels, expected {c} channel(s)"
+        )
     if img.mode != mode:
         img = img.convert(mode)
     return np.frombuffer(bytearray(img.tobytes()), dtype=np.uint8).reshape(shape)

@@ -18,11 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from lossylearn.data._safe import check_image_size, check_plain_name, is_printable_name, quote
 from lossylearn.data.dataset import ImageDataset
 from lossylearn.data.imaging import decode_images
 from lossylearn.errors import DataError
 
-__all__ = ["CELEBA_ATTRIBUTES", "load_celeba", "read_attribute", "read_partition"]
+__all__ = [
+    "CELEBA_ATTRIBUTES",
+    "CELEBA_DEFAULT_SIZE",
+    "load_celeba",
+    "read_attribute",
+    "read_partition",
+]
 
 #: The 40 attribute names of list_attr_celeba.txt, in file order.
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
@@ -36,6 +43,11 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 )  # fmt: skip
 
 _PARTITIONS = {"0": "train", "1": "valid", "2": "test"}
+#: Side length used when ``image_size`` is None.
+CELEBA_DEFAULT_SIZE = 64
+#: Longest line accepted in a CelebA list file (a real one is under 200 characters).
+MAX_LINE_BYTES = 64 << 10
+_IMAGE_FOLDER = "img_align_celeba/"
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -47,15 +59,46 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, tokens) of each non-empty line; whitespace (.txt) or comma (.csv) separated."""
+    """(line number, tokens) of each non-empty line; whitespace (.txt) or comma (.csv) separated.
+
+    The file must be UTF-8 text (a leading byte-order mark is dropped) without NUL bytes or lines
+    longer than :data:`MAX_LINE_BYTES`; anything else (a binary or foreign-encoded file) is a
+    :class:`DataError` naming the line, before it is split into tokens.
+    """
     sep = "," if path.suffix == ".csv" else None
     try:
-        with path.open() as f:
-            for lineno, line in enumerate(f, start=1):
+        with path.open("rb") as f:
+            lineno = 0
+            while raw := f.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise DataError(
+                        f"{path}:{lineno}: line longer than {MAX_LINE_BYTES:,} bytes; not a "
+                        "CelebA list file"
+                    )
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                line = _decode_line(path, lineno, raw)
                 if line.strip():
                     yield lineno, [t.strip() for t in line.split(sep)]
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
+    if b"\x00" in raw:
+        raise DataError(f"{path}:{lineno}: binary data (NUL bytes); not a CelebA text list")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); not a CelebA text list"
+        ) from None
+
+
+def _plain_name(path: Path, lineno: int, name: str) -> str:
+    return check_plain_name(name, f"{path}:{lineno}", _IMAGE_FOLDER)
 
 
 def _unknown_attribute(path: Path, attribute: str, names: list[str]) -> DataError:
@@ -63,7 +106,8 @@ def _unknown_attribute(path: Path, attribute: str, names: list[str]) -> DataErro
     close = [
         lower[m] for m in difflib.get_close_matches(attribute.lower(), list(lower), n=3, cutoff=0.6)
     ]
-    hint = f"close matches: {', '.join(close)}" if close else f"available: {', '.join(names)}"
+    shown = names if len(names) <= 60 else [*names[:40], f"... ({len(names)} names)"]
+    hint = f"close matches: {', '.join(close)}" if close else f"available: {', '.join(shown)}"
     return DataError(f"unknown CelebA attribute {attribute!r} in {path.name}; {hint}")
 
 
@@ -73,13 +117,20 @@ def read_attribute(path: Path, attribute: str) -> dict[str, int]:
     declared: int | None = None
     if path.suffix != ".csv":
         first = next(rows, None)
-        if first is None or len(first[1]) != 1 or not first[1][0].isdigit():
+        count = first[1][0] if first is not None and len(first[1]) == 1 else ""
+        if not (count.isascii() and count.isdigit() and len(count) <= 12):
             raise DataError(f"{path}: expected the image count on line 1")
-        declared = int(first[1][0])
+        declared = int(count)
     header = next(rows, None)
     if header is None:
         raise DataError(f"{path}: attribute names missing")
     names = header[1][1:] if path.suffix == ".csv" else header[1]
+    odd = next((n for n in names if not n or not is_printable_name(n)), None)
+    if odd is not None:
+        raise DataError(
+            f"{path}:{header[0]}: attribute name {quote(odd)} is not printable text; "
+            "not a CelebA attribute list"
+        )
     if attribute not in names:
         raise _unknown_attribute(path, attribute, names)
     col = names.index(attribute) + 1
@@ -91,8 +142,8 @@ def read_attribute(path: Path, attribute: str) -> dict[str, int]:
             )
         v = row[col]
         if v not in ("1", "-1", "0"):
-            raise DataError(f"{path}:{lineno}: {attribute} value {v!r} is not -1 or 1")
-        labels[row[0]] = 1 if v == "1" else 0
+            raise DataError(f"{path}:{lineno}: {attribute} value {quote(v)} is not -1 or 1")
+        labels[_plain_name(path, lineno, row[0])] = 1 if v == "1" else 0
     if declared is not None and declared != len(labels):
         raise DataError(f"{path}: line 1 declares {declared} images but {len(labels)} rows follow")
     return labels
@@ -105,8 +156,8 @@ def read_partition(path: Path) -> dict[str, list[str]]:
         if lineno == 1 and path.suffix == ".csv" and row[-1] == "partition":
             continue
         if len(row) != 2 or row[1] not in _PARTITIONS:
-            raise DataError(f"{path}:{lineno}: expected '<file> 0|1|2', got {' '.join(row)!r}")
-        parts[_PARTITIONS[row[1]]].append(row[0])
+            raise DataError(f"{path}:{lineno}: expected '<file> 0|1|2', got {quote(' '.join(row))}")
+        parts[_PARTITIONS[row[1]]].append(_plain_name(path, lineno, row[0]))
     return parts
 
 
@@ -123,26 +174,24 @@ def load_celeba(
     data_dir: str | Path | None,
     *,
     attribute: str = "Male",
-    image_size: int = 64,
+    image_size: int | None = CELEBA_DEFAULT_SIZE,
     limit: int | None = None,
 ) -> ImageDataset:
     """CelebA aligned faces, centre-cropped to a square and resized to ``image_size`` (RGB).
 
-    Label 1 means ``attribute`` is 1 for that image, 0 means -1. Train is partition 0, test is
-    partition 2, both in partition-file order; ``limit`` keeps the first ``limit`` of each, and only
-    those are decoded.
+    ``image_size`` None means :data:`CELEBA_DEFAULT_SIZE` (64). Label 1 means ``attribute`` is 1
+    for that image, 0 means -1. Train is partition 0, test is partition 2, both in partition-file
+    order; ``limit`` keeps the first ``limit`` of each, and only those are decoded. Every file name
+    in the list files must be a plain name inside img_align_celeba/ (no folders, no '..').
     """
     if data_dir is None:
         raise DataError(
             "celeba needs data_dir: a folder with img_align_celeba/, list_attr_celeba.txt and "
             "list_eval_partition.txt (the official aligned CelebA release)"
         )
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, int)
-        or not 1 <= image_size <= 4096
-    ):
-        raise DataError(f"image_size must be an integer in 1..4096, got {image_size!r}")
+    size = check_image_size(image_size)
+    if size is None:
+        size = CELEBA_DEFAULT_SIZE
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist or is not a folder")
@@ -167,7 +216,7 @@ def load_celeba(
                 f"{images_dir}: {len(missing)} of {len(paths)} {split} images missing, first "
                 f"{missing[0].name}"
             )
-        images = decode_images(paths, gray=False, size=image_size, description=f"CelebA {split}")
+        images = decode_images(paths, gray=False, size=size, description=f"CelebA {split}")
         labels = np.fromiter((labels_by_name[n] for n in names), dtype=np.int64, count=len(names))
         splits[split] = (images, labels)
 
@@ -176,7 +225,7 @@ def load_celeba(
     source = (
         f"CelebA in {folder}: train = partition 0 ({len(parts['train']):,}), test = partition 2 "
         f"({len(parts['test']):,}), validation partition 1 ({n_valid:,}) unused{cap_note}; "
-        f"label = {attribute} == 1; centre square crop, Lanczos resize to {image_size}x{image_size}"
+        f"label = {attribute} == 1; centre square crop, Lanczos resize to {size}x{size}"
     )
     return ImageDataset(
         name="celeba",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lossylearn.data._safe import check_image_size, is_printable_name, quote, show_path
 from lossylearn.data.dataset import ImageDataset
 from lossylearn.data.imaging import decode_images, probe_image
 from lossylearn.data.split import cap, stratified_split
@@ -41,27 +42,49 @@ FOLDER_SPLIT_SEED = 0
 FOLDER_TEST_FRACTION = 0.1
 
 
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise DataError(
+            f"{show_path(folder)}: cannot list folder ({exc.strerror or exc})"
+        ) from None
+
+
 def list_classes(root: Path) -> dict[str, list[Path]]:
     """Class name -> sorted image files, for each non-hidden sub-folder of ``root`` (sorted names).
 
     Files whose extension is not in :data:`IMAGE_EXTENSIONS` and hidden files are ignored; a class
-    folder without images is an error.
+    folder without images is an error, and so is a class folder whose name is not printable UTF-8
+    text (class names end up in manifests, exports and messages).
     """
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    dirs = sorted(p for p in _listdir(root) if p.is_dir() and not p.name.startswith("."))
     if not dirs:
         raise DataError(
-            f"{root}: no class sub-folders (expected one sub-folder of images per class)"
+            f"{show_path(root)}: no class sub-folders (expected one sub-folder of images per class)"
         )
     classes: dict[str, list[Path]] = {}
     for d in dirs:
+        if not is_printable_name(d.name):
+            raise DataError(
+                f"{show_path(root)}: class folder name {quote(d.name)} is not printable UTF-8 text "
+                "(undecodable bytes or control characters); rename it"
+            )
+        entries = _listdir(d)
         files = sorted(
             p
-            for p in d.iterdir()
+            for p in entries
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not files:
+            hint = ""
+            if d.name in ("train", "test") and any(p.is_dir() for p in entries):
+                hint = (
+                    "; it holds sub-folders: a split layout needs both train/<class>/ and "
+                    "test/<class>/"
+                )
             raise DataError(
-                f"{d}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                f"{show_path(d)}: class folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}){hint}"
             )
         classes[d.name] = files
     return classes
@@ -77,28 +100,37 @@ def _flatten(
 
 def _has_split_level(folder: Path) -> bool:
     return all(
-        (folder / s).is_dir() and any(p.is_dir() for p in (folder / s).iterdir())
+        (folder / s).is_dir() and any(p.is_dir() for p in _listdir(folder / s))
         for s in ("train", "test")
     )
 
 
 def load_folder(
-    data_dir: str | Path | None, *, resize: int | None = None, limit: int | None = None
+    data_dir: str | Path | None,
+    *,
+    image_size: int | None = None,
+    limit: int | None = None,
+    resize: int | None = None,
 ) -> ImageDataset:
     """Images from ``data_dir/<class>/*`` or ``data_dir/{train,test}/<class>/*``; class = folder name.
 
     Without a train/ and test/ level, each class is split 90/10 (stratified, fixed seed). Both splits
     come in a fixed shuffled order, so ``limit`` (first ``limit`` of each split) mixes classes, and only
-    the kept images are decoded. All images must share one size unless ``resize`` is given (centre
-    square crop, then Lanczos resize to ``resize`` x ``resize``). All-grayscale folders give C = 1;
-    if any image is in colour, all are converted to RGB (C = 3).
+    the kept images are decoded. With ``image_size`` every image is centre-cropped to a square and
+    Lanczos-resized to ``image_size`` x ``image_size`` (as for CelebA); without it (None) images keep
+    their native size, which must be the same for all. ``resize`` is the older name of
+    ``image_size``. All-grayscale folders give C = 1; if any image is in colour, all are converted
+    to RGB (C = 3). Unreadable, corrupt or oversized images (decompression bombs) are errors naming
+    the file.
     """
     if data_dir is None:
         raise DataError("folder needs data_dir: a folder with one sub-folder of images per class")
-    if resize is not None and (
-        isinstance(resize, bool) or not isinstance(resize, int) or not 1 <= resize <= 4096
-    ):
-        raise DataError(f"resize must be an integer in 1..4096 or None, got {resize!r}")
+    size = check_image_size(image_size)
+    old = check_image_size(resize, "resize")
+    if old is not None:
+        if size is not None and size != old:
+            raise DataError(f"image_size={size} and resize={old} disagree; give only image_size")
+        size = old
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist or is not a folder")
@@ -132,26 +164,26 @@ def load_folder(
     infos = [probe_image(p) for p in train_sel + test_sel]
     gray = all(info.gray for info in infos)
     shape: tuple[int, int] | None = None
-    if resize is None and infos:
+    if size is None and infos:
         first = infos[0]
         other = next((info for info in infos if info.size != first.size), None)
         if other is not None:
             raise DataError(
-                f"images differ in size: {first.path} is {first.size[0]}x{first.size[1]}, "
-                f"{other.path} is {other.size[0]}x{other.size[1]}; pass resize=N to centre-crop "
-                "and resize all to NxN"
+                f"images differ in size: {show_path(first.path)} is {first.size[0]}x{first.size[1]}, "
+                f"{show_path(other.path)} is {other.size[0]}x{other.size[1]}; pass --image-size N "
+                "(image_size=N) to centre-crop and resize all to NxN"
             )
         shape = (first.size[1], first.size[0])
     train_images = decode_images(
-        train_sel, gray=gray, size=resize, shape=shape, description="train images"
+        train_sel, gray=gray, size=size, shape=shape, description="train images"
     )
     test_images = decode_images(
-        test_sel, gray=gray, size=resize, shape=shape, description="test images"
+        test_sel, gray=gray, size=size, shape=shape, description="test images"
     )
 
     notes = [f"image folder {folder}: {len(class_names)} classes, {split_note}"]
-    if resize is not None:
-        notes.append(f"centre square crop, Lanczos resize to {resize}x{resize}")
+    if size is not None:
+        notes.append(f"centre square crop, Lanczos resize to {size}x{size}")
     if not gray:
         notes.append("RGB")
     if limit is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from lossylearn.data._safe import quote, show_path
 from lossylearn.errors import DataError
 
 __all__ = ["ImageInfo", "probe_image", "decode_images", "PROGRESS_THRESHOLD"]
@@ -33,18 +36,54 @@ class ImageInfo:
     gray: bool
 
 
+@contextmanager
+def _bombs_are_errors() -> Iterator[None]:
+    """Turn Pillow's DecompressionBombWarning into an exception while decoding.
+
+    Pillow warns when an image header claims more than ``Image.MAX_IMAGE_PIXELS`` pixels (about
+    89 million) and raises DecompressionBombError past twice that; both mean "refuse this file".
+    Entered on the calling thread around the decoding threads, which see the same filter.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _unreadable(path: Path, exc: BaseException, doing: str) -> DataError:
+    """The one-line error for an image file Pillow could not open or decode."""
+    where = show_path(path)
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{where}: image file not found")
+    if isinstance(exc, MemoryError):
+        return DataError(f"{where}: not enough memory to decode this image")
+    if isinstance(exc, UnidentifiedImageError):  # its message repeats the path
+        return DataError(f"{where}: {doing} (unknown format or corrupt header)")
+    bomb = isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning)
+    detail = str(exc) or type(exc).__name__
+    if not (bomb or isinstance(exc, OSError)):  # Pillow's errors are OSErrors; name the rest
+        detail = f"{type(exc).__name__}: {detail}"
+    if not detail.isprintable() or len(detail) > 200:
+        detail = quote(detail, 200)
+    if bomb:
+        return DataError(f"{where}: refused as a possible decompression bomb ({detail})")
+    return DataError(f"{where}: {doing} ({detail})")
+
+
 def probe_image(path: Path) -> ImageInfo:
-    """Read only the header of ``path``; raise :class:`DataError` if it is not a usable image."""
+    """Read only the header of ``path``; raise :class:`DataError` if it is not a usable image.
+
+    Unreadable, corrupt and oversized headers (a possible decompression bomb) are errors naming
+    the file.
+    """
     try:
-        with Image.open(path) as img:
+        with _bombs_are_errors(), Image.open(path) as img:
             mode, size = img.mode, img.size
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from None
+    except Exception as exc:  # Pillow's parsers raise many types on hostile bytes
+        raise _unreadable(path, exc, "not a readable image") from None
     if mode in _HIGH_DEPTH_MODES:
         raise DataError(
-            f"{path}: {mode} images (16-bit or float) are not supported; convert to 8-bit"
+            f"{show_path(path)}: {mode} images (16-bit or float) are not supported; "
+            "convert to 8-bit"
         )
     return ImageInfo(path=path, size=(int(size[0]), int(size[1])), gray=mode in _GRAY_MODES)
 
@@ -57,6 +96,7 @@ def _centre_square(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def _decode_one(path: Path, mode: str, size: int | None) -> np.ndarray:
+    """Decode one image (a caller holds :func:`_bombs_are_errors`); errors name the file."""
     try:
         with Image.open(path) as img:
             img = img.convert(mode)
@@ -66,10 +106,8 @@ def _decode_one(path: Path, mode: str, size: int | None) -> np.ndarray:
                 if img.size != (size, size):
                     img = img.resize((size, size), Image.Resampling.LANCZOS)
             arr = np.asarray(img, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: cannot decode image ({exc})") from None
+    except Exception as exc:  # truncated data, corrupt chunks, unsupported modes, bombs, ...
+        raise _unreadable(path, exc, "cannot decode image") from None
     return arr if arr.ndim == 3 else arr[:, :, None]
 
 
@@ -92,7 +130,13 @@ def decode_images(
         raise ValueError("decode_images needs size or shape")
     h, w = (size, size) if size is not None else shape  # type: ignore[misc]
     channels = 1 if gray else 3
-    out = np.empty((len(paths), h, w, channels), dtype=np.uint8)
+    try:
+        out = np.empty((len(paths), h, w, channels), dtype=np.uint8)
+    except (MemoryError, ValueError):  # numpy: ValueError when the size overflows its index
+        raise DataError(
+            f"not enough memory for {len(paths):,} images of {w}x{h}x{channels} "
+            f"({len(paths) * h * w * channels / 2**30:,.1f} GiB); use a smaller limit or image size"
+        ) from None
     if not paths:
         return out
     mode = "L" if gray else "RGB"
@@ -101,7 +145,7 @@ def decode_images(
         arr = _decode_one(paths[i], mode, size)
         if arr.shape != (h, w, channels):
             raise DataError(
-                f"{paths[i]}: decoded to shape {arr.shape}, expected {(h, w, channels)}"
+                f"{show_path(paths[i])}: decoded to shape {arr.shape}, expected {(h, w, channels)}"
             )
         out[i] = arr
 
@@ -117,7 +161,7 @@ def decode_images(
         transient=True,
         disable=n <= PROGRESS_THRESHOLD or not console.is_terminal,
     )
-    with progress:
+    with _bombs_are_errors(), progress:
         task = progress.add_task(description, total=n)
         if workers == 1:
             for i in range(n):

@@ -110,23 +110,21 @@ def _check_folder(data_dir: str | Path) -> Path:
 def _load_pair(
     images_path: Path, labels_path: Path, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise DataError(
-            f"{images_path}: expected a uint8 IDX image file (N, H, W), got {images.dtype} {images.shape}"
-        )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DataError(
-            f"{labels_path}: expected a uint8 IDX label file (N,), got {labels.dtype} {labels.shape}"
-        )
+    # the expected rank and type are checked against each header before its data is read
+    images = read_idx(
+        images_path, ndim=3, dtype=np.uint8, expected="a uint8 IDX image file (N, H, W)"
+    )
+    labels = read_idx(labels_path, ndim=1, dtype=np.uint8, expected="a uint8 IDX label file (N,)")
     if labels.shape[0] != images.shape[0]:
         raise DataError(
             f"{images_path.name} holds {images.shape[0]} images but {labels_path.name} holds "
             f"{labels.shape[0]} labels"
         )
     if labels.size and int(labels.max()) >= n_classes:
-        raise DataError(f"{labels_path}: label {int(labels.max())} is outside 0..{n_classes - 1}")
+        bad = int(np.argmax(labels >= n_classes))
+        raise DataError(
+            f"{labels_path}: label {int(labels[bad])} at index {bad} is outside 0..{n_classes - 1}"
+        )
     return images[..., None], labels.astype(np.int64)
 
 

@@ -21,7 +21,7 @@ def load_dataset(
     data_dir: str | Path | None = None,
     *,
     attribute: str = "Male",
-    image_size: int = 64,
+    image_size: int | None = None,
     limit: int | None = None,
     resize: int | None = None,
 ) -> ImageDataset:
@@ -31,12 +31,15 @@ def load_dataset(
       (a folder with only the t10k files gives embedded train + official test).
     * ``fashion-mnist``: the four official IDX files in ``data_dir``.
     * ``celeba``: the aligned CelebA layout in ``data_dir``, label = ``attribute`` (1 / 0),
-      resized to ``image_size`` (or ``resize`` when given).
-    * ``folder``: one sub-folder per class in ``data_dir``; ``resize`` centre-crops and resizes
-      images of any size to ``resize`` x ``resize``.
+      centre-cropped and resized to ``image_size`` x ``image_size`` (64 when None).
+    * ``folder``: one sub-folder per class in ``data_dir``; ``image_size`` centre-crops and resizes
+      images of any size to ``image_size`` x ``image_size``; None keeps the native size, which must
+      then be the same for every image.
 
-    ``limit`` keeps the first ``limit`` images of each split (after the split). ``attribute`` and
-    ``image_size`` only apply to celeba, ``resize`` to celeba and folder.
+    ``limit`` keeps the first ``limit`` images of each split (after the split). ``attribute`` only
+    applies to celeba; ``image_size`` to celeba and folder (MNIST sources ignore it, so a caller
+    may pass one default for every dataset). ``resize`` is the older name of ``image_size`` and is
+    refused for MNIST sources.
     """
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
     if key not in DATASETS:
@@ -51,4 +54,4 @@ def load_dataset(
     if key == "celeba":
         size = image_size if resize is None else resize
         return load_celeba(data_dir, attribute=attribute, image_size=size, limit=limit)
-    return load_folder(data_dir, resize=resize, limit=limit)
+    return load_folder(data_dir, image_size=image_size, resize=resize, limit=limit)

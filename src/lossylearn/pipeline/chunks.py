@@ -2,7 +2,9 @@
 
 A chunk is a pure function of (its clean images, the noise spec, the codec, the seed, its chunk
 number), so a fixed seed gives the same shard bytes whichever process runs it. Workers receive a
-:class:`ChunkTask` and return a :class:`ChunkResult`; the result holds sums, never images.
+:class:`ChunkTask` and return a :class:`ChunkOutcome`: a :class:`ChunkResult` (sizes and
+distortions to the noisy images, recorded in the store) and :class:`CleanSums` (error sums
+against the clean images, kept only in the data owner's file). Both hold sums, never images.
 """
 
 from __future__ import annotations
@@ -53,16 +55,34 @@ class ChunkResult:
     container_bytes: int
     sum_mse_to_noisy: float
     sum_mae_to_noisy: float
-    sq_err_noisy_to_clean: float
-    abs_err_noisy_to_clean: float
-    sq_err_stored_to_clean: float
-    n_values: int
     qualities: dict[str, int]  # quality -> number of images coded at it
     n_reached: int  # images whose own distortion is within tolerance of the target
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the run state."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CleanSums:
+    """Error sums of one chunk against its clean images: the data owner's, never the store's."""
+
+    sq_err_noisy_to_clean: float
+    abs_err_noisy_to_clean: float
+    sq_err_stored_to_clean: float
+    n_values: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the owner file."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What a worker returns for one chunk: the store's record and the owner's."""
+
+    result: ChunkResult
+    clean: CleanSums
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,7 @@ def chunk_qualities(task: ChunkTask, codec: Codec, noisy: np.ndarray) -> np.ndar
     return np.asarray(qualities, dtype=np.int64)
 
 
-def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkResult:
+def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkOutcome:
     """Code already-noised images of a chunk, write its shard, and summarise it."""
     codec = get_codec(task.codec_name, **task.codec_options)
     qualities = chunk_qualities(task, codec, noisy)
@@ -128,7 +148,7 @@ def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkResult:
     per_image = coded.mse if task.metric == "mse" else coded.mae
     reached = np.abs(per_image - task.target) <= task.tolerance * max(task.target, 1e-12)
     uniq, counts = np.unique(qualities, return_counts=True)
-    return ChunkResult(
+    result = ChunkResult(
         chunk=task.chunk,
         path=rel,
         sha256=sha256_bytes(data),
@@ -138,12 +158,17 @@ def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkResult:
         container_bytes=int(container),
         sum_mse_to_noisy=float(coded.mse.sum()),
         sum_mae_to_noisy=float(coded.mae.sum()),
-        sq_err_noisy_to_clean=float(((noisy - clean) ** 2).sum()),
-        abs_err_noisy_to_clean=float(np.abs(noisy - clean).sum()),
-        sq_err_stored_to_clean=float(((coded.reconstructed - clean) ** 2).sum()),
-        n_values=int(noisy.size),
         qualities={str(int(q)): int(c) for q, c in zip(uniq, counts, strict=True)},
         n_reached=int(reached.sum()),
+    )
+    return ChunkOutcome(
+        result=result,
+        clean=CleanSums(
+            sq_err_noisy_to_clean=float(((noisy - clean) ** 2).sum()),
+            abs_err_noisy_to_clean=float(np.abs(noisy - clean).sum()),
+            sq_err_stored_to_clean=float(((coded.reconstructed - clean) ** 2).sum()),
+            n_values=int(noisy.size),
+        ),
     )
 
 
@@ -152,6 +177,6 @@ def noise_chunk(task: ChunkTask) -> np.ndarray:
     return add_noise(task.images, task.spec, NoiseSource.create(task.seed, task.chunk))
 
 
-def run_chunk(task: ChunkTask) -> ChunkResult:
+def run_chunk(task: ChunkTask) -> ChunkOutcome:
     """Worker entry point: noise, code and write one chunk."""
     return finish_chunk(task, noise_chunk(task))

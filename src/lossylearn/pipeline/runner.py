@@ -11,9 +11,11 @@ noisy images, so it is post-processing of the private release and costs no priva
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,8 +28,15 @@ from lossylearn import __version__
 from lossylearn.codecs import MatchResult, get_codec, match_quality
 from lossylearn.data import ImageDataset, load_dataset
 from lossylearn.errors import LossylearnError
-from lossylearn.pipeline.chunks import ChunkResult, ChunkTask, finish_chunk, noise_chunk, run_chunk
-from lossylearn.pipeline.run_state import prepare_output
+from lossylearn.pipeline.chunks import (
+    ChunkOutcome,
+    ChunkResult,
+    ChunkTask,
+    finish_chunk,
+    noise_chunk,
+    run_chunk,
+)
+from lossylearn.pipeline.run_state import abandon, locked_output, prepare_output
 from lossylearn.pipeline.summary import build_manifest
 from lossylearn.privacy import resolve_noise
 from lossylearn.store.layout import (
@@ -36,8 +45,10 @@ from lossylearn.store.layout import (
     atomic_write_bytes,
     atomic_write_json,
     header_name,
+    remove_stale_temporaries,
 )
 from lossylearn.store.manifest import Manifest, read_manifest
+from lossylearn.store.owner import CleanStats
 
 ORDER_SEED = 20220626
 """Seed of the processing-order permutation. Fixed and public: it decides order, never noise."""
@@ -81,11 +92,36 @@ def _select_split(
     return images, labels, info
 
 
-def _one_thread_per_worker() -> None:
+def _worker_init(parent: int) -> None:
     # Workers already run in parallel; torch's intra-op threads would only fight over the cores.
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the parent dies (even by SIGKILL), instead of waiting forever on a
+    task queue that nobody will feed: the kernel's parent-death signal on Linux, and everywhere a
+    thread that watches the parent's pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lossylearn-parent-watch", daemon=True).start()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -94,20 +130,21 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context(method),
-        initializer=_one_thread_per_worker,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
     )
 
 
 def _bounded_map(
-    fn: Callable[[ChunkTask], ChunkResult], tasks: Iterator[ChunkTask], workers: int
-) -> Iterator[ChunkResult]:
+    fn: Callable[[ChunkTask], ChunkOutcome], tasks: Iterator[ChunkTask], workers: int
+) -> Iterator[ChunkOutcome]:
     """Run tasks in order of submission with at most 2 * workers in flight (memory stays flat)."""
     if workers <= 1:
         for t in tasks:
             yield fn(t)
         return
     with _pool(workers) as pool:
-        pending: list[Future[ChunkResult]] = []
+        pending: list[Future[ChunkOutcome]] = []
         for t in tasks:
             pending.append(pool.submit(fn, t))
             while len(pending) >= 2 * workers:
@@ -147,9 +184,10 @@ def compress(
     data_dir: str | Path | None = None,
     split: str = "train",
     attribute: str = "Male",
-    image_size: int = 64,
+    image_size: int | None = None,
     images: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    classes: list[str] | None = None,
     noise: str = "gaussian",
     sigma: float | None = None,
     b: float | None = None,
@@ -173,33 +211,24 @@ def compress(
     limit: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    allow_weak_noise: bool = False,
+    signing_key: bytes | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> Manifest:
     """Noise a dataset, compress it with a codec matched to the noise, and commit a store at ``out``.
 
-    Give either ``dataset`` (+ ``data_dir``) or ``images`` and ``labels`` arrays. Exactly one noise
-    strength: ``sigma``/``b``, ``psnr``, or ``epsilon`` (+ ``delta``). Returns the manifest written to
-    ``out/manifest.json``. A codec that cannot reach the target still produces a store at the closest
-    distortion it reaches; ``warn`` (default: stderr) receives the explanation.
+    Give either ``dataset`` (+ ``data_dir``) or ``images`` and ``labels`` arrays (and optionally
+    their ``classes`` names). Exactly one noise strength: ``sigma``/``b``, ``psnr``, or ``epsilon``
+    (+ ``delta``). Returns the manifest written to ``out/manifest.json``; the clean-side figures go
+    to the owner file beside it (:func:`lossylearn.store.owner.read_clean_stats`). A codec that
+    cannot reach the target still produces a store at the closest distortion it reaches; ``warn``
+    (default: stderr) receives the explanation. Noise so weak that it leaves most pixels as they
+    are is refused unless ``allow_weak_noise``. ``signing_key`` adds an HMAC to the manifest.
     """
     started = time.time()
-    if match not in MATCH_MODES:
-        raise LossylearnError(f"unknown --match {match!r}; choose one of {', '.join(MATCH_MODES)}")
-    if workers < 1:
-        raise LossylearnError(f"--workers must be at least 1, got {workers}")
-    if chunk_size < 1:
-        raise LossylearnError(f"chunk size must be at least 1, got {chunk_size}")
-    if match_sample < 1:
-        raise LossylearnError(f"match sample must be at least 1 image, got {match_sample}")
-    if tolerance <= 0:
-        raise LossylearnError(f"tolerance must be positive, got {tolerance}")
-    if target_distortion is not None and target_distortion < 0:
-        raise LossylearnError(f"--target-distortion must be >= 0, got {target_distortion}")
-    if match_noise not in MATCH_NOISE:
-        raise LossylearnError(
-            f"unknown --match-noise {match_noise!r}; choose one of {', '.join(MATCH_NOISE)}"
-        )
+    _check_options(match, workers, chunk_size, match_sample, tolerance, target_distortion,
+                   match_noise, seed, limit)  # fmt: skip
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     out = Path(out)
 
@@ -210,6 +239,8 @@ def compress(
         if limit is not None:
             clean, lab = clean[:limit], lab[:limit]
         ds_info: dict[str, Any] = {"name": "arrays", "split": split, "source": "in-memory arrays"}
+        if classes is not None:
+            ds_info["classes"] = [str(c) for c in classes]
     else:
         clean, lab, ds_info = _select_split(
             dataset, data_dir, split, limit, attribute=attribute, image_size=image_size
@@ -223,98 +254,174 @@ def compress(
         sensitivity=sensitivity, unit=unit, image_shape=shape, discrete=discrete,
         range_handling=range_handling, seeded=seed is not None,
     )  # fmt: skip
-    codec_options = dict(codec_options or {})
+    changed = spec.change_probability()
+    if changed < MIN_CHANGED and not allow_weak_noise:
+        raise LossylearnError(
+            f"this noise ({spec.describe_scale()}) changes only {changed:.1%} of pixels, so the store "
+            f"would hold most clean pixels as they are; use stronger noise, or pass "
+            "--allow-weak-noise if that is what you want"
+        )
+    codec_options = _resolved_options(codec, codec_options)
     coder = get_codec(codec, **codec_options)
     metric, matched = spec.matched_target()
     n = len(clean)
     order = np.random.default_rng(ORDER_SEED).permutation(n)
     basis = "given" if target_distortion is not None else match_noise
-    if target_distortion is not None:
-        target = float(target_distortion)
-    elif match_noise == "effective":
-        target = _effective_target(clean[order[:chunk_size]], spec, metric, seed)
-    else:
-        target = float(matched)
     n_chunks = (n + chunk_size - 1) // chunk_size
+    # The public part of the run's definition: no seed and nothing derived from the clean data.
     config = {
         "lossylearn": __version__,
         "dataset": ds_info,
-        "data_sha256": hashlib.sha256(clean.tobytes() + lab.tobytes()).hexdigest(),
         "n_images": n,
         "noise": spec.to_dict(),
         "codec": {"name": codec, "options": codec_options},
         "match": match,
-        "target": target,
+        "target_distortion": target_distortion,
         "target_basis": basis,
         "metric": metric,
         "tolerance": tolerance,
-        "seed": seed,
+        "seeded": seed is not None,
         "chunk_size": chunk_size,
         "match_sample": match_sample,
     }
-    state, complete = prepare_output(out, config=config, resume=resume, overwrite=overwrite)
-    if complete:
-        manifest = read_manifest(out)
+    data_sha256 = hashlib.sha256(clean.tobytes() + lab.tobytes()).hexdigest()
+    created = not out.exists()
+    with locked_output(out):
+        state, complete = prepare_output(
+            out, config=config, data_sha256=data_sha256, seed=seed, resume=resume,
+            overwrite=overwrite,
+        )  # fmt: skip
+        if complete:
+            warn(f"{out} already holds this run's complete store; nothing to do")
+            return read_manifest(out)
+        try:
+            if target_distortion is not None:
+                target = float(target_distortion)
+            elif match_noise == "effective":
+                target = _effective_target(clean[order[:chunk_size]], spec, metric, seed)
+            else:
+                target = float(matched)
+            if not math.isfinite(target):
+                raise LossylearnError(f"the matched target distortion is not finite ({target})")
+
+            def task(k: int, quality: int | None) -> ChunkTask:
+                idx = order[k * chunk_size : (k + 1) * chunk_size]
+                return ChunkTask(
+                    chunk=k, indices=idx.astype(np.int64), images=clean[idx], labels=lab[idx],
+                    spec=spec, codec_name=codec, codec_options=codec_options, quality=quality,
+                    target=target, metric=metric, tolerance=tolerance, seed=seed, out_dir=str(out),
+                )  # fmt: skip
+
+            done = state.valid_chunks()
+            if 0 not in done:
+                first = task(0, None)
+                noisy0 = noise_chunk(first)
+                quality: int | None = None
+                if match == "dataset":
+                    sample = noisy0[:match_sample]
+                    result = match_quality(coder, sample, target, metric, tolerance=tolerance)
+                    quality = result.quality
+                    state.match = _match_record(result, len(sample))
+                else:
+                    state.match = {"method": "image", "tolerance": tolerance}
+                first_out = finish_chunk(task(0, quality), noisy0)
+                done[0] = first_out.result.to_dict()
+                state.chunks = dict(done)
+                state.record(first_out.result, first_out.clean.to_dict())
+        except LossylearnError:
+            if not state.valid_chunks():
+                abandon(state, created)
+            raise
+        assert state.match is not None
+        quality = state.match.get("quality")
+        state.chunks = dict(done)
+
+        todo = [k for k in range(n_chunks) if k not in done]
+        bar, bar_task = _progress(progress, n, sum(r["n_images"] for r in done.values()))
+        with bar:
+            for res in _bounded_map(run_chunk, (task(k, quality) for k in todo), workers):
+                done[res.result.chunk] = res.result.to_dict()
+                state.record(res.result, res.clean.to_dict())
+                bar.update(bar_task, advance=res.result.n_images)
+
+        results = [ChunkResult(**done[k]) for k in range(n_chunks)]
+        used = sorted({int(q) for r in results for q in r.qualities})
+        headers: dict[str, bytes] = {
+            header_name(coder.name, q): coder.shared_header(q, shape) for q in used
+        }  # type: ignore[arg-type]
+        for rel, data in headers.items():
+            if data:
+                atomic_write_bytes(out / rel, data)
+        manifest = build_manifest(
+            n=n, shape=shape, ds_info=ds_info, spec=spec, guarantee=guarantee, coder=coder,
+            codec_options=codec_options, match=state.match, target=target, target_basis=basis,
+            metric=metric, tolerance=tolerance, results=results,
+            headers={k: v for k, v in headers.items() if v},
+            run={"id": state.run_id, "fingerprint": state.fingerprint, "seeded": seed is not None,
+                 "workers": workers, "chunk_size": chunk_size, "order_seed": ORDER_SEED,
+                 "lossylearn": __version__, "seconds": round(time.time() - started, 3)},
+        ).sealed(signing_key)  # fmt: skip
+        if not manifest.target_reached:
+            warn(manifest.codec["message"])
+        state.owner.stats = CleanStats.from_sums([state.owner.chunks[k] for k in range(n_chunks)])
+        state.owner.chunks = {}
+        state.owner.save()
+        atomic_write_json(out / MANIFEST, manifest.to_dict())
         (out / RUN_STATE).unlink(missing_ok=True)
+        remove_stale_temporaries(out)
         return manifest
 
-    def task(k: int, quality: int | None) -> ChunkTask:
-        idx = order[k * chunk_size : (k + 1) * chunk_size]
-        return ChunkTask(
-            chunk=k, indices=idx.astype(np.int64), images=clean[idx], labels=lab[idx], spec=spec,
-            codec_name=codec, codec_options=codec_options, quality=quality, target=target,
-            metric=metric, tolerance=tolerance, seed=seed, out_dir=str(out),
-        )  # fmt: skip
 
-    done = state.valid_chunks()
-    if 0 not in done:
-        first = task(0, None)
-        noisy0 = noise_chunk(first)
-        quality: int | None = None
-        if match == "dataset":
-            sample = noisy0[:match_sample]
-            result = match_quality(coder, sample, target, metric, tolerance=tolerance)
-            quality = result.quality
-            state.match = _match_record(result, len(sample))
-        else:
-            state.match = {"method": "image", "tolerance": tolerance}
-        res0 = finish_chunk(task(0, quality), noisy0)
-        done[0] = res0.to_dict()
-        state.chunks = dict(done)
-        state.save()
-    assert state.match is not None
-    quality = state.match.get("quality")
+MIN_CHANGED = 0.5
+"""Noise that changes fewer than this share of pixels is refused without ``allow_weak_noise``."""
 
-    todo = [k for k in range(n_chunks) if k not in done]
-    bar, bar_task = _progress(progress, n, sum(r["n_images"] for r in done.values()))
-    with bar:
-        for res in _bounded_map(run_chunk, (task(k, quality) for k in todo), workers):
-            done[res.chunk] = res.to_dict()
-            state.chunks = dict(done)
-            state.save()
-            bar.update(bar_task, advance=res.n_images)
 
-    results = [ChunkResult(**done[k]) for k in range(n_chunks)]
-    used = sorted({int(q) for r in results for q in r.qualities})
-    headers: dict[str, bytes] = {
-        header_name(coder.name, q): coder.shared_header(q, shape) for q in used
-    }  # type: ignore[arg-type]
-    for rel, data in headers.items():
-        if data:
-            atomic_write_bytes(out / rel, data)
-    manifest = build_manifest(
-        n=n, shape=shape, ds_info=ds_info, spec=spec, guarantee=guarantee, coder=coder,
-        codec_options=codec_options, match=state.match, target=target, target_basis=basis,
-        metric=metric,
-        tolerance=tolerance, results=results, headers={k: v for k, v in headers.items() if v},
-        run={"seed": seed, "workers": workers, "chunk_size": chunk_size, "order_seed": ORDER_SEED,
-             "lossylearn": __version__, "seconds": round(time.time() - started, 3)},
-    )  # fmt: skip
-    if not manifest.target_reached:
-        warn(manifest.codec["message"])
-    atomic_write_json(out / MANIFEST, manifest.to_dict())
-    (out / RUN_STATE).unlink(missing_ok=True)
-    return manifest
+def _check_options(
+    match: str,
+    workers: int,
+    chunk_size: int,
+    match_sample: int,
+    tolerance: float,
+    target_distortion: float | None,
+    match_noise: str,
+    seed: int | None,
+    limit: int | None,
+) -> None:
+    """Refuse impossible run options before anything is read or written."""
+    if match not in MATCH_MODES:
+        raise LossylearnError(f"unknown --match {match!r}; choose one of {', '.join(MATCH_MODES)}")
+    if match_noise not in MATCH_NOISE:
+        raise LossylearnError(
+            f"unknown --match-noise {match_noise!r}; choose one of {', '.join(MATCH_NOISE)}"
+        )
+    for name, value in (("--workers", workers), ("--chunk-size", chunk_size),
+                        ("--match-sample", match_sample)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LossylearnError(f"{name} must be a whole number >= 1, got {value!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise LossylearnError(f"--limit must be a whole number >= 1, got {limit!r}")
+    if not isinstance(tolerance, int | float) or not math.isfinite(tolerance) or tolerance <= 0:
+        raise LossylearnError(f"--tolerance must be a positive finite number, got {tolerance}")
+    if target_distortion is not None and (
+        not math.isfinite(target_distortion) or target_distortion < 0
+    ):
+        raise LossylearnError(
+            f"--target-distortion must be a finite number >= 0, got {target_distortion}"
+        )
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
+    ):
+        raise LossylearnError(f"--seed must be a whole number from 0 to 2^63 - 1, got {seed!r}")
+
+
+def _resolved_options(codec: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Codec options as recorded: a checkpoint path made absolute (a store opened from another
+    folder must still find it; the codec's config also pins its SHA-256)."""
+    opts = dict(options or {})
+    ck = opts.get("checkpoint")
+    if isinstance(ck, str | Path):
+        opts["checkpoint"] = str(Path(ck).expanduser().resolve())
+    return opts
 
 
 def _effective_target(first_chunk: np.ndarray, spec: Any, metric: str, seed: int | None) -> float:

@@ -1,4 +1,7 @@
-"""From finished chunks to the manifest: sizes, distortions, PSNRs, and the codec's verdict."""
+"""From finished chunks to the manifest: sizes, distortions, the privacy section, the codec's verdict.
+
+Only store-side figures go into the manifest; the clean-side ones go to the owner file.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,35 @@ from lossylearn.privacy import NoiseSpec, PrivacyGuarantee
 from lossylearn.store.layout import sha256_bytes
 from lossylearn.store.manifest import DistortionStats, Manifest, StoreStats
 
+NOT_COVERED = [
+    "labels are stored in the clear",
+    "the codec's quality search saw the noisy images only, so it is post-processing and costs no privacy",
+]
 
-def psnr_db(mse: float, peak: float = 255.0) -> float:
-    """PSNR in dB for a mean squared error on a 0..peak scale (inf for a perfect copy)."""
-    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+
+def privacy_section(guarantee: PrivacyGuarantee, seeded: bool) -> dict[str, Any]:
+    """The manifest's ``privacy`` section: the guarantee, or for seeded noise the plain statement
+    that there is none (anyone who learns or guesses the seed regenerates the noise and subtracts
+    it), with what the same noise would give from a secure generator for comparison."""
+    if seeded:
+        return {
+            "guarantee": False,
+            "statement": (
+                "No differential-privacy guarantee: the noise was drawn from a seeded generator, so "
+                "anyone who learns or guesses the seed can regenerate it and recover the clean "
+                "pixels it did not clip. The store does not carry the seed; the command that made "
+                "it does. For a private release, run without --seed."
+            ),
+            "mechanism": guarantee.mechanism,
+            "if_unseeded": {**guarantee.to_dict(), "statement": guarantee.describe()},
+            "not_covered": NOT_COVERED,
+        }
+    return {
+        "guarantee": True,
+        **guarantee.to_dict(),
+        "statement": guarantee.describe(),
+        "not_covered": NOT_COVERED,
+    }
 
 
 def _verdict(
@@ -59,10 +87,6 @@ def build_manifest(
     stored = payload + header_bytes
     mse = sum(r.sum_mse_to_noisy for r in results) / n
     mae = sum(r.sum_mae_to_noisy for r in results) / n
-    n_values = sum(r.n_values for r in results)
-    mse_noisy_clean = sum(r.sq_err_noisy_to_clean for r in results) / n_values
-    mae_noisy_clean = sum(r.abs_err_noisy_to_clean for r in results) / n_values
-    mse_stored_clean = sum(r.sq_err_stored_to_clean for r in results) / n_values
     qualities: Counter[int] = Counter()
     for r in results:
         qualities.update({int(q): c for q, c in r.qualities.items()})
@@ -91,16 +115,7 @@ def build_manifest(
         image_shape=shape,
         dataset=ds_info,
         noise=spec.to_dict(),
-        privacy={
-            **guarantee.to_dict(),
-            "statement": guarantee.describe(),
-            "not_covered": [
-                "labels are stored in the clear",
-                "stats.psnr_*, stats.mse_*_to_clean and stats.mae_noisy_to_clean are aggregate numbers "
-                "computed from the clean "
-                "images before they were dropped; they are not covered by the guarantee",
-            ],
-        },
+        privacy=privacy_section(guarantee, seeded=bool(run.get("seeded"))),
         codec={
             "name": coder.name,
             "options": codec_options,
@@ -126,11 +141,6 @@ def build_manifest(
             bits_per_pixel=8.0 * stored / pixels,
             container_bits_per_pixel=8.0 * sum(r.container_bytes for r in results) / pixels,
             distortion_to_noisy=DistortionStats(mse=mse, mae=mae),
-            psnr_noisy_db=psnr_db(mse_noisy_clean),
-            psnr_stored_db=psnr_db(mse_stored_clean),
-            mse_noisy_to_clean=mse_noisy_clean,
-            mse_stored_to_clean=mse_stored_clean,
-            mae_noisy_to_clean=mae_noisy_clean,
         ),
         shards=tuple({"path": r.path, "n_images": r.n_images} for r in results),
         files=files,

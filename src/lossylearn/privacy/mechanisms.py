@@ -112,6 +112,12 @@ class NoiseSpec:
             param = float(self.exact) if self.discrete else self.scale  # type: ignore[arg-type]
         return laws.IntegerLaw(family, param)
 
+    def change_probability(self) -> float:
+        """Probability that the integer noise added to a pixel is not 0 (before clipping):
+        the share of pixels this noise can change at all. Near 0 the release is the clean data."""
+        p0 = float(np.exp(laws.log_pmf(self.law, np.zeros(1, dtype=np.int64)))[0])
+        return max(0.0, 1.0 - p0)
+
     @property
     def sigma2(self) -> float:
         """The Gaussian's sigma^2 actually sampled (the exact rational for discrete)."""
@@ -164,6 +170,11 @@ class NoiseSpec:
             )
         name = "Gaussian" if self.kind == "gaussian" else "Laplace"
         return f"float64 {name} noise added to the pixels, rounded half to even"
+
+    def describe_scale(self) -> str:
+        """``"gaussian sigma 0.01"``-style short name of the noise and its strength."""
+        name = "sigma" if self.kind == "gaussian" else "b"
+        return f"{'discrete ' if self.discrete else ''}{self.kind} {name} {self.scale:g}"
 
     def matched_target(self) -> tuple[str, float]:
         """The codec distortion matched to this noise: ("mse", sigma^2) or ("mae", b).

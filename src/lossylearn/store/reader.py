@@ -1,7 +1,11 @@
 """Reading a committed store: ``open_store(DIR)``.
 
-Opening checks the manifest, that every listed file exists with the recorded size and SHA-256, and
-that the shards hold ``n_images`` rows. Items decode lazily through the codec named in the manifest.
+Opening checks the manifest (types, its integrity digest, and its signature when a key is given),
+that every listed file lies inside the store and exists with the recorded size and SHA-256, and
+that the shards hold ``n_images`` rows. Only files the manifest pins by checksum are ever read.
+Items decode lazily through the codec named in the manifest. A learned-codec store names its
+checkpoint by path and SHA-256: it is found at the recorded path, beside the store, or where
+``codec_checkpoint`` says, and used only if its fingerprint matches.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lossylearn.codecs import Codec, get_codec
-from lossylearn.errors import StoreError
-from lossylearn.store.layout import RUN_STATE, header_name, sha256_file
+from lossylearn.errors import CodecError, StoreError
+from lossylearn.store.layout import RUN_STATE, header_name, inside, sha256_file
 from lossylearn.store.manifest import Manifest, read_manifest
 from lossylearn.store.shards import read_shard
 
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
 def verify_files(directory: Path, manifest: Manifest) -> None:
     """Check every file the manifest lists: present, same size, same SHA-256."""
     for rel, meta in manifest.files.items():
-        path = directory / rel
+        path = inside(directory, rel, "file")
         if not path.is_file():
             raise StoreError(f"{directory}: {rel} is listed in the manifest but missing")
         if path.stat().st_size != meta["bytes"]:
@@ -41,23 +45,33 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
 class Store:
     """A read-only view of a committed store: ``len(store)``, ``store[i] -> (image, label)``."""
 
-    def __init__(self, directory: str | Path, *, verify: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        verify: bool = True,
+        codec_checkpoint: str | Path | None = None,
+        key: bytes | None = None,
+    ) -> None:
         self.directory = Path(directory)
         if (self.directory / RUN_STATE).exists():
             raise StoreError(
                 f"{self.directory}: holds an unfinished run; finish it with "
                 "`lossylearn compress ... --resume` before opening it"
             )
-        self.manifest: Manifest = read_manifest(self.directory)
+        self.manifest: Manifest = read_manifest(self.directory, key=key)
         if verify:
             verify_files(self.directory, self.manifest)
-        self.codec: Codec = get_codec(
-            self.manifest.codec["name"], **self.manifest.codec.get("options", {})
-        )
+        self.codec: Codec = _open_codec(self.directory, self.manifest, codec_checkpoint)
         data: list[bytes] = []
         labels, qualities, indices = [], [], []
         for shard in self.manifest.shards:
-            rows = read_shard(self.directory / shard["path"])
+            rows = read_shard(inside(self.directory, shard["path"], "shard"))
+            if len(rows) != shard["n_images"]:
+                raise StoreError(
+                    f"{self.directory}: {shard['path']} holds {len(rows)} images, the manifest says "
+                    f"{shard['n_images']}"
+                )
             data.extend(rows.data)
             labels.append(rows.label)
             qualities.append(rows.quality)
@@ -74,8 +88,13 @@ class Store:
         self.indices: np.ndarray = np.concatenate(indices) if indices else np.zeros(0, np.int64)
         self._headers: dict[int, bytes] = {}
         for q in np.unique(self.qualities):
-            path = self.directory / header_name(self.codec.name, int(q))
-            self._headers[int(q)] = path.read_bytes() if path.exists() else b""
+            rel = header_name(self.codec.name, int(q))
+            # Only a header the manifest pins by checksum is read.
+            self._headers[int(q)] = (
+                inside(self.directory, rel, "header").read_bytes()
+                if rel in self.manifest.files
+                else b""
+            )
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -119,6 +138,52 @@ class Store:
         return StoreDataset(self)
 
 
-def open_store(directory: str | Path, *, verify: bool = True) -> Store:
-    """Open a committed store; raises StoreError if it is missing, unfinished or corrupt."""
-    return Store(directory, verify=verify)
+def _open_codec(directory: Path, manifest: Manifest, checkpoint: str | Path | None) -> Codec:
+    """The manifest's codec; for a learned codec, its checkpoint found and checked by fingerprint."""
+    name = manifest.codec.get("name")
+    options = manifest.codec.get("options", {})
+    if not isinstance(name, str) or not isinstance(options, dict):
+        raise StoreError(f"{directory}: manifest codec section is malformed")
+    recorded = options.get("checkpoint")
+    if recorded is None and checkpoint is None:
+        return get_codec(name, **options)
+    want = (manifest.codec.get("config") or {}).get("checkpoint_sha256")
+    candidates: list[Path] = [Path(checkpoint)] if checkpoint is not None else []
+    if isinstance(recorded, str):
+        rec = Path(recorded)
+        candidates += [rec, directory / rec.name, directory.parent / rec.name]
+    tried: list[str] = []
+    for path in candidates:
+        if not path.exists():
+            tried.append(f"{path} (missing)")
+            continue
+        codec = get_codec(name, **{**options, "checkpoint": str(path)})
+        got = getattr(codec, "fingerprint", None)
+        if want is None or got == want:
+            return codec
+        tried.append(f"{path} (another checkpoint)")
+        if checkpoint is not None and path == Path(checkpoint):
+            raise CodecError(
+                f"{path} is not the checkpoint this store was coded with (fingerprint "
+                f"{str(got)[:12]}, the store needs {str(want)[:12]})"
+            )
+    raise StoreError(
+        f"{directory}: cannot find the {name} checkpoint this store was coded with "
+        f"(fingerprint {str(want)[:12]}); tried {', '.join(tried)}. Pass --codec-checkpoint PATH, "
+        "or put the checkpoint beside the store"
+    )
+
+
+def open_store(
+    directory: str | Path,
+    *,
+    verify: bool = True,
+    codec_checkpoint: str | Path | None = None,
+    key: bytes | None = None,
+) -> Store:
+    """Open a committed store; raises StoreError if it is missing, unfinished, edited or corrupt.
+
+    ``codec_checkpoint`` points to a learned codec's checkpoint when it is not at the recorded path
+    or beside the store; ``key`` checks the manifest's signature (``compress --signing-key``).
+    """
+    return Store(directory, verify=verify, codec_checkpoint=codec_checkpoint, key=key)
