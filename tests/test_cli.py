@@ -62,11 +62,12 @@ def test_inspect_prints_manifest_and_writes_grid(store, tmp_path):
     grid = tmp_path / "grid.png"
     proc = run("inspect", store, "--grid", grid, "--n", "16")
     assert proc.returncode == 0, proc.stderr
-    assert "jpeg" in proc.stdout and "DP" in proc.stdout
+    assert "jpeg" in proc.stdout and "no guarantee (seeded noise)" in proc.stdout
+    assert "PSNR noisy" in proc.stdout  # the owner file beside the store: the owner sees it
     with Image.open(grid) as im:
         assert im.size == (4 * 30 * 2, 4 * 30 * 2)
     proc = run("inspect", store, "--json", "--grid", grid)
-    assert json.loads(proc.stdout)["format"] == "lossylearn-store/1"
+    assert json.loads(proc.stdout)["format"] == "lossylearn-store/2"
 
 
 def test_export_jpeg_and_png(store, tmp_path):

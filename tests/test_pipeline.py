@@ -20,6 +20,7 @@ from lossylearn.pipeline import chunks as chunks_module
 from lossylearn.pipeline import lcon_transform
 from lossylearn.privacy import NoiseSource, add_noise, resolve_noise
 from lossylearn.store import RUN_STATE, open_store
+from lossylearn.store.owner import owner_path, read_clean_stats
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def psnr20(tmp_path_factory, mnist):
 
 
 def store_bytes(directory: Path) -> dict[str, bytes]:
-    """Every file of a store except the run section of the manifest (timing, worker count)."""
+    """Every file of a store except the run section of the manifest (id, timing, worker count)
+    and the integrity digest that covers it."""
     files = {}
     for p in sorted(directory.rglob("*")):
         if p.is_file():
@@ -47,6 +49,7 @@ def store_bytes(directory: Path) -> dict[str, bytes]:
             if p.name == "manifest.json":
                 m = json.loads(data)
                 m.pop("run")
+                m.pop("integrity")
                 data = json.dumps(m, sort_keys=True).encode()
             files[str(p.relative_to(directory))] = data
     return files
@@ -78,21 +81,29 @@ def test_rates_are_counted_from_stored_bytes(psnr20):
 def test_manifest_contract(psnr20):
     out, _ = psnr20
     d = json.loads((out / "manifest.json").read_text())
-    assert d["format"] == "lossylearn-store/1"
+    assert d["format"] == "lossylearn-store/2"
     assert d["n_images"] == 1500 and d["image_shape"] == [28, 28, 1]
     for key in ("kind", "sigma", "discrete", "range_handling", "entropy_bits"):
         assert key in d["noise"]
+    # seeded: no guarantee is claimed; what the same noise would give unseeded is shown apart
+    assert d["privacy"]["guarantee"] is False and "epsilon" not in d["privacy"]
     for key in ("mechanism", "epsilon", "delta", "sensitivity", "unit"):
-        assert key in d["privacy"]
+        assert key in d["privacy"]["if_unseeded"]
     for key in ("name", "quality", "target_distortion", "target_reached"):
         assert key in d["codec"]
     s = d["stats"]
-    for key in ("bits_per_pixel", "container_bits_per_pixel", "psnr_noisy_db", "psnr_stored_db"):
+    for key in ("bits_per_pixel", "container_bits_per_pixel"):
         assert key in s
     assert set(s["distortion_to_noisy"]) == {"mse", "mae"}
-    # psnr 20 nominal; clipping to 0..255 removes some noise energy, so measured PSNR is higher
-    assert 20.0 <= s["psnr_noisy_db"] < 23.0
-    assert d["privacy"]["unit"] == "pixel" and d["privacy"]["delta"] == pytest.approx(1e-5)
+    assert d["privacy"]["if_unseeded"]["unit"] == "pixel"
+    assert d["privacy"]["if_unseeded"]["delta"] == pytest.approx(1e-5)
+    # nothing derived from the clean images, and no seed, in the store
+    assert not any("clean" in k or "psnr" in k for k in s)
+    assert "seed" not in d["run"] and d["run"]["seeded"] is True
+    # the clean-side figures are the owner's: psnr 20 nominal; clipping removes some noise energy
+    clean = read_clean_stats(out)
+    assert 20.0 <= clean.psnr_noisy_db < 23.0
+    assert json.loads(owner_path(out).read_text())["seed"] == 1
 
 
 def test_reader(psnr20, mnist):
@@ -132,7 +143,14 @@ def test_epsilon_calibration_lands_in_manifest(tmp_path, mnist):
         seed=0, progress=False, warn=lambda _: None,
     )  # fmt: skip
     assert m.noise["sigma"] == pytest.approx(3.73 * 255, rel=0.01)
-    assert m.privacy["epsilon"] == 1 and m.privacy["sensitivity"] == 255
+    assert m.privacy["if_unseeded"]["epsilon"] == 1
+    assert m.privacy["if_unseeded"]["sensitivity"] == 255
+    unseeded = lossylearn.compress(
+        images=images[:64], labels=labels[:64], epsilon=1, delta=1e-5, unit="pixel",
+        out=tmp_path / "u", progress=False, warn=lambda _: None,
+    )  # fmt: skip
+    assert unseeded.has_guarantee and unseeded.privacy["epsilon"] == 1
+    assert unseeded.privacy["sensitivity"] == 255
 
 
 def test_workers_do_not_change_bytes(tmp_path, mnist):
@@ -206,11 +224,11 @@ def test_refuses_foreign_folder_and_overwrites_own(tmp_path, mnist):
     images, labels = mnist.split("train")
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "thesis.tex").write_text("precious")
-    with pytest.raises(StoreError, match="not empty"):
+    with pytest.raises(StoreError, match="holds other files"):
         lossylearn.compress(
             images=images[:10], labels=labels[:10], psnr=20, out=tmp_path / "f", progress=False
         )
-    with pytest.raises(StoreError, match="only replaces a lossylearn store"):
+    with pytest.raises(StoreError, match="never removes what it did not write"):
         lossylearn.compress(
             images=images[:10],
             labels=labels[:10],
@@ -279,6 +297,7 @@ def test_interrupted_run_is_not_a_store_and_resumes_to_identical_bytes(
     lossylearn.compress(**kw, out=tmp_path / "cut", resume=True)
     assert store_bytes(tmp_path / "cut") == store_bytes(tmp_path / "full")
     assert not (tmp_path / "cut" / RUN_STATE).exists()
+    assert read_clean_stats(tmp_path / "cut") == read_clean_stats(tmp_path / "full")
 
 
 def test_resume_refuses_other_settings(tmp_path, mnist, monkeypatch):
@@ -388,13 +407,9 @@ def test_manifest_measures_the_noise_left_after_clipping(tmp_path):
             images=images, labels=labels, noise="laplace", b=20, codec="png",
             out=tmp_path / f"g{level}", seed=3, progress=False, warn=lambda _: None,
         )  # fmt: skip
-        assert m.stats.mae_noisy_to_clean == pytest.approx(expected, rel=0.05)
-        assert m.stats.mse_noisy_to_clean == pytest.approx(
-            2 * 20.0**2 if level else 20.0**2, rel=0.1
-        )
-        assert open_store(
-            tmp_path / f"g{level}"
-        ).manifest.stats.mae_noisy_to_clean == pytest.approx(m.stats.mae_noisy_to_clean)
+        clean = read_clean_stats(tmp_path / f"g{level}")
+        assert clean.mae_noisy_to_clean == pytest.approx(expected, rel=0.05)
+        assert clean.mse_noisy_to_clean == pytest.approx(2 * 20.0**2 if level else 20.0**2, rel=0.1)
 
 
 def test_match_noise_effective_targets_the_noise_left_after_clipping(tmp_path, mnist):
@@ -404,7 +419,8 @@ def test_match_noise_effective_targets_the_noise_left_after_clipping(tmp_path, m
     m = lossylearn.compress(out=tmp_path / "eff", seed=0, **kw)
     assert m.codec["target_basis"] == "effective"
     # estimated from the stored noisy images alone, it agrees with the clean-data measurement
-    assert m.codec["target_distortion"] == pytest.approx(m.stats.mae_noisy_to_clean, rel=0.03)
+    clean = read_clean_stats(tmp_path / "eff")
+    assert m.codec["target_distortion"] == pytest.approx(clean.mae_noisy_to_clean, rel=0.03)
     assert m.codec["target_distortion"] < 0.6 * m.noise["b"]
     with pytest.raises(LossylearnError, match="needs --seed"):
         lossylearn.compress(out=tmp_path / "unseeded", seed=None, **kw)

@@ -6,10 +6,11 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lossylearn import __version__
 from lossylearn.errors import LossylearnError
@@ -253,6 +254,8 @@ def compress(
     """
     from lossylearn.pipeline import compress as run
 
+    if image_size is not None and dataset in ("mnist", "fashion-mnist"):
+        raise LossylearnError("--image-size applies to celeba and folder datasets only")
     options: dict[str, Any] = {}
     if codec_checkpoint is not None:
         options["checkpoint"] = str(codec_checkpoint)
@@ -364,17 +367,21 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def _fail(message: str) -> NoReturn:
+    """The one error path: ``error: MESSAGE`` on one line of stderr (file names and other text
+    from the user's data are printed literally, never as markup), exit status 2."""
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     """Console-script entry point: one-line errors and non-zero exits for user mistakes."""
     try:
         app()
     except LossylearnError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
     except OSError as exc:  # a file system refusal no check foresaw: still one line, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail((f"{exc.filename}: " if exc.filename else "") + str(exc.strerror or exc))
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: an unfinished store can be completed with --resume")
         sys.exit(130)

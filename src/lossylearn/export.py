@@ -67,8 +67,7 @@ def class_folders(classes: Sequence[str], labels: Iterable[int]) -> dict[int, st
     """
     wanted = sorted({int(v) for v in labels})
     base = {
-        lab: _sanitize(str(classes[lab]) if 0 <= lab < len(classes) else str(lab))
-        for lab in wanted
+        lab: _sanitize(str(classes[lab]) if 0 <= lab < len(classes) else str(lab)) for lab in wanted
     }
     seen = Counter(name.casefold() for name in base.values())
     seen[LABELS_FILE.casefold()] += 1  # reserved for the mapping file
@@ -95,7 +94,9 @@ def _check_dest(dest: Path) -> None:
                 f"{dest}: folder exists and is not empty; choose a new or empty folder"
             )
     except OSError as err:
-        raise StoreError(f"{dest}: cannot be used as the export folder: {_first_line(err)}") from None
+        raise StoreError(
+            f"{dest}: cannot be used as the export folder: {_first_line(err)}"
+        ) from None
 
 
 def _make_parents(folder: Path) -> list[Path]:

@@ -44,7 +44,8 @@ def to_array(img: Image.Image, shape: tuple[int, int, int], codec: str) -> np.nd
         )
     mode = "L" if c == 1 else "RGB"
     bands = len(img.getbands())
-    if bands != c and not (img.mode == "P" or (c == 1 and img.mode in ("1", "I", "I;16"))):
+    # More channels than expected is how WebP and AVIF return grey images; fewer would invent colour.
+    if bands < c and img.mode != "P":
         raise CodecError(
             f"{codec} data decodes to {bands}-channel ({img.mode}) pixels, expected {c} channel(s)"
         )

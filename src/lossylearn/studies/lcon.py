@@ -108,7 +108,7 @@ class StudyConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     attribute: str = "Male"
-    image_size: int = 64
+    image_size: int | None = None
     n_train: int | None = None
     n_test: int | None = None
     psnrs: tuple[float, ...] = PAPER_PSNRS
@@ -502,6 +502,7 @@ class _Runner:
         self, name: str, sweep: str, nominal_psnr: float, codec_options: dict[str, Any], **kw: Any
     ) -> _Point:
         from ..pipeline import compress
+        from ..store.owner import read_clean_stats
 
         c = self.config
         path = self.out / "stores" / name
@@ -514,6 +515,7 @@ class _Runner:
         )  # fmt: skip
         self.timing["compress"] += time.perf_counter() - t
         md = m.to_dict()
+        clean = read_clean_stats(path)  # the study holds the clean data: it is the owner
         q = md["codec"]["quality"]
         if q is None:
             raise LossylearnError(
@@ -534,9 +536,9 @@ class _Runner:
                 "message": md["codec"].get("message", ""), "bits_per_pixel": point.bpp,
                 "stored_bytes": int(md["stats"]["stored_bytes"]),
                 "shared_header_bytes": int(md["stats"]["shared_header_bytes"]),
-                "psnr_noisy_db": md["stats"]["psnr_noisy_db"], "psnr_stored_db": md["stats"]["psnr_stored_db"],
-                "mse_stored_to_clean": md["stats"]["mse_stored_to_clean"],
-                "mae_noisy_to_clean": md["stats"].get("mae_noisy_to_clean"),
+                "psnr_noisy_db": clean.psnr_noisy_db, "psnr_stored_db": clean.psnr_stored_db,
+                "mse_stored_to_clean": clean.mse_stored_to_clean,
+                "mae_noisy_to_clean": clean.mae_noisy_to_clean,
                 "noise": md["noise"], "privacy": md["privacy"],
             }
         )  # fmt: skip

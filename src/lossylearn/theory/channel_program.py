@@ -488,9 +488,7 @@ def _dual_ascent(
         state["key"], state["out"] = key, (-smooth, -grad)
         return state["out"]
 
-    z0 = np.concatenate(
-        [lam, *etas, [float(e.max(initial=0.0)) for e in etas]]
-    ).astype(np.float64)
+    z0 = np.concatenate([lam, *etas, [float(e.max(initial=0.0)) for e in etas]]).astype(np.float64)
     cons = []
     if sizes:
         # s_t - eta_t,i >= 0

@@ -66,8 +66,8 @@ LN2 = math.log(2.0)
 #: inputs perturbed by 1 ulp to 1e-9 (relative), the certified gap of the two-target binary
 #: ``(D, P)`` example stayed below 1e-7 bits (4e-8 at most with one thread); the dual bound itself
 #: is certified to 1e-12 nats by Blahut-Arimoto. 1e-6 bits leaves a factor 10 over that, and is
-#: far below any gap that signals a solver that stopped short (a feasible start left unoptimised
-#: is off by more than 1e-3 bits there).
+#: far below the gap of a solver that stopped short (the best feasible start, left unoptimised, is
+#: 0.02 bits above the optimum there and its gap says so).
 EXACT_TOL_BITS = 1e-6
 
 
