@@ -90,11 +90,15 @@ class Store:
         for q in np.unique(self.qualities):
             rel = header_name(self.codec.name, int(q))
             # Only a header the manifest pins by checksum is read.
-            self._headers[int(q)] = (
-                inside(self.directory, rel, "header").read_bytes()
-                if rel in self.manifest.files
-                else b""
-            )
+            stored = inside(self.directory, rel, "header").read_bytes() if rel in self.manifest.files else b""
+            # The shared header depends on the image shape (grey or colour, size): a manifest whose
+            # image_shape was altered no longer agrees with the tables the images were coded with.
+            if stored != self.codec.shared_header(int(q), self.image_shape):
+                raise StoreError(
+                    f"{self.directory}: the stored {rel} does not fit image_shape "
+                    f"{list(self.image_shape)} in the manifest (altered or damaged)"
+                )
+            self._headers[int(q)] = stored
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -2,6 +2,11 @@
 
 The commands only parse options; :func:`train_from_dataset` and :func:`evaluate_checkpoint` do the
 work and are what tests call.
+
+Both run on ``--threads`` torch CPU threads, default :data:`DEFAULT_THREADS` (1, chosen by
+measurement: see :mod:`lossylearn.codecs.learned.train` and ``benchmarks/codec_speed.py``); the
+count is printed, recorded in the checkpoint (each rung's ``info.train.threads``) and in
+the notes of ``results.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ if TYPE_CHECKING:  # torch-heavy modules load only when a command runs
     from lossylearn.codecs.learned.evaluate import EvalResult
 
 __all__ = ["app", "evaluate_checkpoint", "train_from_dataset", "TrainSummary"]
+
+DEFAULT_THREADS = 1
+"""Default ``--threads`` of ``codec train`` and ``codec eval`` (= ``train.DEFAULT_THREADS``)."""
 
 NOISE_STREAM = 7001
 """NoiseSource stream used for the noisy copies that codecs are trained on."""
@@ -56,6 +64,8 @@ class TrainSummary:
     rungs: list[dict[str, Any]]
     seconds: float
     message: str
+    threads: int | None = None
+    """torch CPU threads used for training."""
 
 
 def _select(images: np.ndarray, limit: int | None) -> np.ndarray:
@@ -116,11 +126,13 @@ def train_from_dataset(
     max_steps: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    threads: int | None = DEFAULT_THREADS,
 ) -> TrainSummary:
     """Load a dataset split, optionally add noise, train a checkpoint and save it to ``out``.
 
     With ``noise`` and neither ``lmbdas`` nor ``target``, the target is the noise's own distortion
     (MSE = sigma^2 for Gaussian, MAE = b for Laplace) and ``distortion`` defaults to match it.
+    Training runs on ``threads`` torch CPU threads (``None``: leave torch's setting alone).
     """
     from lossylearn.codecs.learned.checkpoint import save_checkpoint
     from lossylearn.codecs.learned.models import preset_config
@@ -159,7 +171,7 @@ def train_from_dataset(
     meta["preset"] = preset
     config = TrainConfig(
         distortion=distortion, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        device=device, max_steps=max_steps, progress=progress,
+        device=device, max_steps=max_steps, progress=progress, threads=threads,
     )  # fmt: skip
     if out.exists() and (out / "config.json").exists() and not overwrite:
         raise CodecError(
@@ -188,7 +200,8 @@ def train_from_dataset(
         for i, r in enumerate(ck.rungs)
     ]
     message = fit.message if fit is not None else f"trained {len(ck.rungs)} model(s)"
-    return TrainSummary(path, rungs, time.perf_counter() - start, message)
+    used = ck.rungs[0].info.get("train", {}).get("threads")
+    return TrainSummary(path, rungs, time.perf_counter() - start, message, used)
 
 
 def evaluate_checkpoint(
@@ -201,23 +214,33 @@ def evaluate_checkpoint(
     limit: int | None = None,
     baselines: tuple[str, ...] = ("jpeg", "webp", "avif"),
     baseline_qualities: tuple[int, ...] | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> EvalResult:
-    """Evaluate a checkpoint against baselines on a dataset split; writes results.json and rd.png."""
+    """Evaluate a checkpoint against baselines on a dataset split; writes results.json and rd.png.
+
+    Runs on ``threads`` torch CPU threads (``None``: leave torch's setting alone); the count is
+    recorded in the result's notes.
+    """
+    import torch
+
     from lossylearn.codecs.learned.codec import LearnedCodec
     from lossylearn.codecs.learned.evaluate import (
         DEFAULT_BASELINE_QUALITIES,
         evaluate,
         write_evaluation,
     )
+    from lossylearn.codecs.learned.train import torch_threads
 
-    codec = LearnedCodec(checkpoint)
-    images, _ = _split_images(dataset, data_dir, split)
-    images = _select(images, limit)
-    result = evaluate(
-        codec, images, baselines=baselines,
-        baseline_qualities=baseline_qualities or DEFAULT_BASELINE_QUALITIES,
-        dataset=f"{dataset} ({split})",
-    )  # fmt: skip
+    with torch_threads(threads):
+        codec = LearnedCodec(checkpoint)
+        images, _ = _split_images(dataset, data_dir, split)
+        images = _select(images, limit)
+        result = evaluate(
+            codec, images, baselines=baselines,
+            baseline_qualities=baseline_qualities or DEFAULT_BASELINE_QUALITIES,
+            dataset=f"{dataset} ({split})",
+        )  # fmt: skip
+        result.notes.append(f"torch threads: {torch.get_num_threads()}")
     write_evaluation(result, out)
     return result
 
@@ -227,13 +250,10 @@ def _fail(err: LossylearnError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        if threads < 1:
-            raise LossylearnError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+def _threads(threads: int) -> int:
+    if threads < 1:
+        raise LossylearnError(f"--threads must be at least 1, got {threads}")
+    return threads
 
 
 @app.command("train")
@@ -284,8 +304,12 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed for initialization, batches and noise.")] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     threads: Annotated[
-        int | None, typer.Option(help="torch CPU threads (1 is often fastest on a busy machine).")
-    ] = None,
+        int,
+        typer.Option(
+            help="torch CPU threads (default 1: measured fastest, and never stalls when another "
+            "process shares the cores; see benchmarks/codec_speed.py)."
+        ),
+    ] = DEFAULT_THREADS,
     tolerance: Annotated[
         float, typer.Option(help="Relative tolerance of --target-distortion.")
     ] = 0.05,
@@ -302,7 +326,6 @@ def train_cmd(
 ) -> None:
     """Train a learned codec (one lambda, a lambda ladder, or a target distortion)."""
     try:
-        _threads(threads)
         summary = train_from_dataset(
             dataset=dataset, out=out, data_dir=data_dir, split=split, limit=limit,
             distortion=distortion.value if distortion else None, lmbdas=lmbda or None,
@@ -310,7 +333,7 @@ def train_cmd(
             architecture=architecture.value, preset=preset, epochs=epochs,
             finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed,
             device=device, tolerance=tolerance, max_rounds=max_rounds, max_steps=max_steps,
-            overwrite=overwrite, progress=progress,
+            overwrite=overwrite, progress=progress, threads=_threads(threads),
         )  # fmt: skip
     except LossylearnError as err:
         raise _fail(err) from None
@@ -321,7 +344,10 @@ def train_cmd(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
             )
         )
-    typer.echo(f"{summary.message}; wrote {summary.checkpoint} in {summary.seconds:.0f} s")
+    typer.echo(
+        f"{summary.message}; wrote {summary.checkpoint} in {summary.seconds:.0f} s "
+        f"on {summary.threads} torch thread(s)"
+    )
 
 
 @app.command("eval")
@@ -338,11 +364,13 @@ def eval_cmd(
     baseline_qualities: Annotated[
         str | None, typer.Option(help="Comma-separated qualities for the baselines.")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    threads: Annotated[
+        int, typer.Option(help="torch CPU threads (default 1, measured fastest).")
+    ] = DEFAULT_THREADS,
 ) -> None:
     """Rate-distortion of the learned codec vs JPEG/WebP/AVIF: results.json, BD-rates, rd.png."""
     try:
-        _threads(threads)
+        n_threads = _threads(threads)
         names = tuple(b.strip() for b in baselines.split(",") if b.strip())
         try:
             quals = (
@@ -354,7 +382,7 @@ def eval_cmd(
             ) from None
         result = evaluate_checkpoint(
             checkpoint=checkpoint, dataset=dataset, out=out, data_dir=data_dir, split=split,
-            limit=limit, baselines=names, baseline_qualities=quals,
+            limit=limit, baselines=names, baseline_qualities=quals, threads=n_threads,
         )  # fmt: skip
     except LossylearnError as err:
         raise _fail(err) from None
@@ -368,4 +396,4 @@ def eval_cmd(
         typer.echo(
             f"  BD-rate vs {name}: " + (f"{v:+.1f}%" if v is not None else "n/a (no overlap)")
         )
-    typer.echo(f"wrote {out / 'results.json'} and {out / 'rd.png'}")
+    typer.echo(f"wrote {out / 'results.json'} and {out / 'rd.png'} ({n_threads} torch thread(s))")

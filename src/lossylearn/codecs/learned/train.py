@@ -12,13 +12,18 @@ the lambda of the Gaussian/Laplacian high-rate relation ``D = 1 / (2 ln2 lmbda)`
 and take secant steps on ``log D`` against ``log lmbda`` (at least x2 until the target is bracketed,
 then inside the bracket), warm-starting from the nearest trained model, until
 ``|D - T| <= tolerance * T``. The model closest to the target is kept.
+
+Threads: training runs on :data:`DEFAULT_THREADS` (1) torch CPU threads unless
+``TrainConfig.threads`` says otherwise (``None``: leave torch's setting alone); the count used is
+recorded in each rung's ``info["train"]["threads"]``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -33,6 +38,7 @@ from lossylearn.codecs.metrics import image_distortion
 from lossylearn.errors import CodecError
 
 __all__ = [
+    "DEFAULT_THREADS",
     "RungMetrics",
     "TargetFit",
     "TrainConfig",
@@ -42,8 +48,38 @@ __all__ = [
     "psnr_from_mse",
     "train_codec",
     "train_ladder",
+    "torch_threads",
     "train_rung",
 ]
+
+DEFAULT_THREADS = 1
+"""torch CPU threads for training and evaluating the learned codec unless asked otherwise.
+
+Chosen by measurement (``benchmarks/codec_speed.py``, issue 10): the models are small, so each op
+is a few microseconds of work and a second OpenMP thread mostly waits at barriers. On a 2-core
+machine one training step of the ``mnist`` preset took 0.017-0.035 s on 1 thread and 0.03 s on 2
+when idle, and 0.49 s on 2 threads (0.04 s on 1) while another process kept one core busy: the
+spinning OpenMP workers lose their core and every barrier waits for the scheduler. One thread is
+never much slower and never collapses; ask for more with ``--threads`` on a large idle machine.
+"""
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block on ``n`` torch CPU threads (``None``: unchanged), then restore the count."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise CodecError(f"threads must be at least 1, got {n}")
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -63,6 +99,8 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many steps in all (for tests and quick checks)."""
     progress: bool = False
+    threads: int | None = DEFAULT_THREADS
+    """torch CPU threads while training (``None``: leave torch's setting alone)."""
 
     def __post_init__(self) -> None:
         if self.distortion not in DISTORTIONS:
@@ -75,6 +113,10 @@ class TrainConfig:
             raise CodecError("learning rates must be positive")
         if self.max_steps is not None and self.max_steps < 1:
             raise CodecError("max_steps must be at least 1")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise CodecError(f"threads must be an integer >= 1, got {self.threads!r}")
 
 
 @dataclass(frozen=True)
@@ -155,6 +197,22 @@ def train_rung(
     label: str = "",
 ) -> Rung:
     """Train one model on uint8 ``images`` (N, H, W, C) and build its entropy tables."""
+    with torch_threads(config.threads):
+        return _train_rung(
+            images, model_config, lmbda, config, init_state=init_state, epochs=epochs, label=label
+        )
+
+
+def _train_rung(
+    images: np.ndarray,
+    model_config: ModelConfig,
+    lmbda: float,
+    config: TrainConfig,
+    *,
+    init_state: dict[str, torch.Tensor] | None,
+    epochs: int | None,
+    label: str,
+) -> Rung:
     images = _check_images(images, model_config)
     if not (lmbda > 0 and math.isfinite(lmbda)):
         raise CodecError(f"lambda must be a positive number, got {lmbda}")
@@ -279,6 +337,18 @@ def train_ladder(
     ``config.epochs`` and each smaller one fine-tuned from its neighbour for ``finetune_epochs``."""
     if not lmbdas:
         raise CodecError("give at least one lambda")
+    with torch_threads(config.threads):
+        return _train_ladder(images, model_config, lmbdas, config, finetune_epochs, validation)
+
+
+def _train_ladder(
+    images: np.ndarray,
+    model_config: ModelConfig,
+    lmbdas: Sequence[float],
+    config: TrainConfig,
+    finetune_epochs: int | None,
+    validation: np.ndarray | None,
+) -> list[Rung]:
     rungs: list[Rung] = []
     prev: dict[str, torch.Tensor] | None = None
     ordered = sorted((float(v) for v in lmbdas), reverse=True)
@@ -337,6 +407,25 @@ def fit_target(
     initial: float | None = None,
 ) -> TargetFit:
     """Search lambda so that the held-out ``validation`` distortion equals ``target``."""
+    with torch_threads(config.threads):
+        return _fit_target(
+            images, model_config, target, config, validation=validation, tolerance=tolerance,
+            max_rounds=max_rounds, finetune_epochs=finetune_epochs, initial=initial,
+        )  # fmt: skip
+
+
+def _fit_target(
+    images: np.ndarray,
+    model_config: ModelConfig,
+    target: float,
+    config: TrainConfig,
+    *,
+    validation: np.ndarray,
+    tolerance: float,
+    max_rounds: int,
+    finetune_epochs: int | None,
+    initial: float | None,
+) -> TargetFit:
     kind = config.distortion
     lam = float(initial) if initial is not None else initial_lambda(kind, target)
     ft_epochs = finetune_epochs if finetune_epochs is not None else max(1, config.epochs // 2)
