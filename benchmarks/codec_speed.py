@@ -1,7 +1,7 @@
-"""Speed of the learned codec against JPEG on the same images, and its training time per epoch.
+"""Speed of the learned codec against JPEG on the same images, and its training time per step.
 
     .venv/bin/python benchmarks/codec_speed.py [--checkpoint CK] [--quality Q] [--images 1000]
-        [--data-dir /path/to/mnist] [--threads 1] [--train-steps 60]
+        [--data-dir /path/to/mnist] [--threads 1] [--train-steps 30] [--competitors 1]
 
 Prints JSON:
 
@@ -11,8 +11,14 @@ Prints JSON:
   learned rung's; their ratios come from this one run. Without ``--checkpoint`` a freshly initialized
   ``mnist`` factorized model is used (same networks and coder, so the same speed class; its bpp
   and PSNR mean nothing, and the output says so).
-* ``training``: seconds per epoch of the 5,000 embedded MNIST digits (batch 16, ``mnist`` preset),
-  extrapolated from ``--train-steps`` timed steps, with 1 and with 2 torch threads.
+* ``training``: seconds per training step of the ``mnist`` factorized preset (batch 16, embedded
+  MNIST digits) and per epoch of 5,000 digits, measured in a fresh process per setting (torch's
+  OpenMP pool and ``OMP_WAIT_POLICY`` are fixed when torch loads) for 1 and 2 torch threads, for
+  torch's own default (the *before* of issue 10: as many threads as cores) and for the commands'
+  new default (:data:`~lossylearn.codecs.learned.train.DEFAULT_THREADS`, the *after*), and for
+  2 threads with ``OMP_WAIT_POLICY=PASSIVE``; each ``alone`` and ``contended`` (while
+  ``--competitors`` busy-looping processes, one core each, run beside it; bounded by a deadline and
+  killed at the end). ``load_average_1min`` before each run says how idle "alone" really was.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import argparse
 import json
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +41,12 @@ from lossylearn.codecs.learned.checkpoint import Checkpoint, Rung, save_checkpoi
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.coding import EntropyParameters
 from lossylearn.codecs.learned.models import build_model, preset_config
-from lossylearn.codecs.learned.train import TrainConfig, psnr_from_mse, train_rung
+from lossylearn.codecs.learned.train import (
+    DEFAULT_THREADS,
+    TrainConfig,
+    psnr_from_mse,
+    train_rung,
+)
 from lossylearn.data import load_dataset
 
 
@@ -102,24 +115,86 @@ def coding_speed(codec: LearnedCodec, quality: int, images: np.ndarray, repeats:
     }
 
 
-def training_speed(train_images: np.ndarray, steps: int, batch: int = 16) -> dict:
+def _train_probe(threads: int, steps: int, batch: int) -> dict:
+    """One setting, in this (fresh) process: seconds per step after a short warm-up."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    images = load_dataset("mnist").train_images
     cfg = preset_config("mnist", "factorized")
-    out = {"preset": "mnist", "architecture": "factorized", "batch_size": batch,
-           "images_per_epoch": int(len(train_images)), "timed_steps": steps, "threads": {}}  # fmt: skip
-    before = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            config = TrainConfig(epochs=1, batch_size=batch, max_steps=steps, seed=0)
-            rung = train_rung(train_images, cfg, 0.01, config)
-            train_s = sum(h["seconds"] for h in rung.info["history"])
-            per_step = train_s / rung.info["train"]["steps"]
-            out["threads"][str(threads)] = {
-                "seconds_per_step": per_step,
-                "seconds_per_epoch": per_step * math.ceil(len(train_images) / batch),
-            }
-    finally:
-        torch.set_num_threads(before)
+    config = TrainConfig(epochs=1, batch_size=batch, max_steps=3, seed=0, threads=None)
+    train_rung(images, cfg, 0.01, config)  # warm-up: allocator, OpenMP pool, kernels
+    config = TrainConfig(epochs=1, batch_size=batch, max_steps=steps, seed=0, threads=None)
+    rung = train_rung(images, cfg, 0.01, config)
+    per_step = sum(h["seconds"] for h in rung.info["history"]) / rung.info["train"]["steps"]
+    return {
+        "threads": torch.get_num_threads(),
+        "seconds_per_step": per_step,
+        "seconds_per_epoch": per_step * math.ceil(len(images) / batch),
+    }
+
+
+_BUSY = "import time\nend = time.time() + {t}\nwhile time.time() < end:\n    pass\n"
+
+
+def _run_probe(threads: int, steps: int, batch: int, wait_policy: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if wait_policy:
+        env["OMP_WAIT_POLICY"] = wait_policy
+    load = os.getloadavg()[0]
+    cmd = [sys.executable, __file__, "--train-probe", str(threads), "--train-steps", str(steps)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training probe failed: {proc.stderr.strip()[-2000:]}")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row["load_average_1min"] = load
+    row["omp_wait_policy"] = wait_policy or "unset"
+    return row
+
+
+def training_speed(steps: int, competitors: int, batch: int = 16) -> dict:
+    """Seconds per step of every setting, alone and beside ``competitors`` busy processes."""
+    torch_default = torch.get_num_threads() if "OMP_NUM_THREADS" not in os.environ else None
+    settings = {
+        "1": (1, None),
+        "2": (2, None),
+        "2_passive": (2, "PASSIVE"),
+        "before": (0, None),  # torch's default thread count, as `codec train` used before
+        "after": (DEFAULT_THREADS, None),
+    }
+    out: dict = {
+        "preset": "mnist", "architecture": "factorized", "batch_size": batch, "timed_steps": steps,
+        "cpu_count": os.cpu_count(), "torch_default_threads": torch_default,
+        "new_default_threads": DEFAULT_THREADS, "competitors": competitors,
+    }  # fmt: skip
+    for condition in ("alone", "contended"):
+        busy = []
+        try:
+            if condition == "contended":
+                busy = [
+                    subprocess.Popen([sys.executable, "-c", _BUSY.format(t=600)])
+                    for _ in range(competitors)
+                ]
+                time.sleep(0.5)
+            rows = {}
+            for name, (threads, policy) in settings.items():
+                same = next(
+                    (
+                        k
+                        for k, (t, p) in settings.items()
+                        if k in rows and (t, p) == (threads, policy)
+                    ),
+                    None,
+                )
+                rows[name] = dict(rows[same]) if same else _run_probe(threads, steps, batch, policy)
+            out[condition] = rows
+        finally:
+            for p in busy:
+                p.kill()
+                p.wait()
+    out["summary_seconds_per_step"] = {
+        c: {k: round(v["seconds_per_step"], 4) for k, v in out[c].items()}
+        for c in ("alone", "contended")
+    }
     return out
 
 
@@ -133,19 +208,32 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads while coding")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--train-steps", type=int, default=60)
+    ap.add_argument("--train-steps", type=int, default=30, help="timed steps per setting")
+    ap.add_argument(
+        "--competitors", type=int, default=1, help="busy processes beside the contended runs"
+    )
+    ap.add_argument("--skip-coding", action="store_true", help="only the training figures")
+    ap.add_argument("--train-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.train_probe is not None:  # child process of training_speed()
+        print(json.dumps(_train_probe(args.train_probe, args.train_steps, 16)))
+        return
 
     ds = load_dataset("mnist", args.data_dir)
     images = ds.test_images[: args.images]
+    training = training_speed(args.train_steps, args.competitors)  # before torch threads change
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = args.checkpoint or _untrained_checkpoint(Path(tmp))
-        codec = LearnedCodec(path)
-        quality = (
-            args.quality if args.quality is not None else codec.qualities[len(codec.qualities) // 2]
-        )
-        coding = coding_speed(codec, quality, images, args.repeats)
+    coding = None
+    if not args.skip_coding:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.checkpoint or _untrained_checkpoint(Path(tmp))
+            codec = LearnedCodec(path)
+            quality = (
+                args.quality
+                if args.quality is not None
+                else codec.qualities[len(codec.qualities) // 2]
+            )
+            coding = coding_speed(codec, quality, images, args.repeats)
     report = {
         "images": int(len(images)),
         "image_shape": [int(v) for v in images.shape[1:]],
@@ -156,7 +244,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
         "coding": coding,
-        "training": training_speed(ds.train_images, args.train_steps),
+        "training": training,
     }
     print(json.dumps(report, indent=2))
 
