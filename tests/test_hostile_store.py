@@ -456,3 +456,36 @@ def test_inspect_grid_path_that_is_a_folder(tmp_path):
     small_store(tmp_path / "s")
     (tmp_path / "grid").mkdir()
     one_line_error(cli("inspect", tmp_path / "s", "--grid", tmp_path / "grid"), "is a folder")
+
+
+# -- learned-codec stores -------------------------------------------------------------------------
+
+
+def test_a_learned_codec_store_finds_its_checkpoint_from_any_folder(tmp_path, monkeypatch):
+    from learned_codec_support import tiny_checkpoint
+
+    src = tiny_checkpoint("factorized")
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(src, work / "ck") if src.is_dir() else shutil.copy(src, work / "ck")
+    monkeypatch.chdir(work)
+    x, y = arrays(24, shape=(28, 28, 1))
+    lossylearn.compress(
+        out="store", images=x, labels=y, sigma=20, codec="learned",
+        codec_options={"checkpoint": "ck"}, seed=0, progress=False, warn=lambda _: None,
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    first = open_store(work / "store")[0][0]  # the recorded (absolute) path
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(work / "store", moved / "store")
+    shutil.move(work / "ck", moved / "ck")  # beside the store
+    assert np.array_equal(open_store(moved / "store")[0][0], first)
+    elsewhere = tmp_path / "elsewhere-ck"
+    shutil.move(moved / "ck", elsewhere)
+    with pytest.raises(StoreError, match="cannot find the learned checkpoint.*--codec-checkpoint"):
+        open_store(moved / "store")
+    assert np.array_equal(open_store(moved / "store", codec_checkpoint=elsewhere)[0][0], first)
+    other = tiny_checkpoint("hyperprior")
+    with pytest.raises(CodecError, match="is not the checkpoint this store was coded with"):
+        open_store(moved / "store", codec_checkpoint=other)

@@ -74,6 +74,8 @@ def write_shard(path: Path, rows: ShardRows) -> bytes:
 
 def read_shard(path: Path) -> ShardRows:
     """Read a shard back; raises StoreError if the file is not a valid shard."""
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise StoreError(f"{path}: shard is missing or not a regular file")
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
