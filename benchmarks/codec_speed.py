@@ -115,19 +115,30 @@ def coding_speed(codec: LearnedCodec, quality: int, images: np.ndarray, repeats:
     }
 
 
-def _train_probe(threads: int, steps: int, batch: int) -> dict:
-    """One setting, in this (fresh) process: seconds per step after a short warm-up."""
+def _train_probe(threads: int, steps: int, batch: int, budget_s: float = 5.0) -> dict:
+    """One setting, in this (fresh) process: seconds per step after a short warm-up.
+
+    Times runs of 5 steps until ``steps`` steps or ``budget_s`` seconds of stepping (at least one
+    run), so a setting that stalls (2 threads beside a busy process) cannot stretch the benchmark.
+    """
     if threads > 0:
         torch.set_num_threads(threads)
     images = load_dataset("mnist").train_images
     cfg = preset_config("mnist", "factorized")
-    config = TrainConfig(epochs=1, batch_size=batch, max_steps=3, seed=0, threads=None)
+    config = TrainConfig(epochs=1, batch_size=batch, max_steps=2, seed=0, threads=None)
     train_rung(images, cfg, 0.01, config)  # warm-up: allocator, OpenMP pool, kernels
-    config = TrainConfig(epochs=1, batch_size=batch, max_steps=steps, seed=0, threads=None)
-    rung = train_rung(images, cfg, 0.01, config)
-    per_step = sum(h["seconds"] for h in rung.info["history"]) / rung.info["train"]["steps"]
+    done, seconds = 0, 0.0
+    while done < steps and (done == 0 or seconds < budget_s):
+        config = TrainConfig(
+            epochs=1, batch_size=batch, max_steps=min(5, steps - done), seed=done, threads=None
+        )
+        rung = train_rung(images, cfg, 0.01, config)
+        seconds += sum(h["seconds"] for h in rung.info["history"])
+        done += rung.info["train"]["steps"]
+    per_step = seconds / done
     return {
         "threads": torch.get_num_threads(),
+        "timed_steps": done,
         "seconds_per_step": per_step,
         "seconds_per_epoch": per_step * math.ceil(len(images) / batch),
     }
@@ -153,12 +164,13 @@ def _run_probe(threads: int, steps: int, batch: int, wait_policy: str | None) ->
 
 def training_speed(steps: int, competitors: int, batch: int = 16) -> dict:
     """Seconds per step of every setting, alone and beside ``competitors`` busy processes."""
-    torch_default = torch.get_num_threads() if "OMP_NUM_THREADS" not in os.environ else None
+    # torch's default thread count (what `codec train` used before issue 10): one per core
+    torch_default = torch.get_num_threads() if "OMP_NUM_THREADS" not in os.environ else 0
     settings = {
         "1": (1, None),
         "2": (2, None),
         "2_passive": (2, "PASSIVE"),
-        "before": (0, None),  # torch's default thread count, as `codec train` used before
+        "before": (torch_default, None),
         "after": (DEFAULT_THREADS, None),
     }
     out: dict = {
@@ -208,7 +220,7 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads while coding")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--train-steps", type=int, default=30, help="timed steps per setting")
+    ap.add_argument("--train-steps", type=int, default=20, help="timed steps per setting (at most)")
     ap.add_argument(
         "--competitors", type=int, default=1, help="busy processes beside the contended runs"
     )

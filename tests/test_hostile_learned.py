@@ -279,3 +279,37 @@ def test_commands_print_one_line(checkpoints, tmp_path):
                 "--limit", "4", "--psnr", "20", "--seed", "0", "--out", tmp_path / "s")  # fmt: skip
     _one_line(proc, "error:", "'model.channels'")
     assert not (tmp_path / "s" / "manifest.json").exists()
+
+
+# -- threads (issue 10, part C) -------------------------------------------------------------
+
+
+def test_training_threads_default_is_recorded_and_restored():
+    from lossylearn.codecs.learned.train import DEFAULT_THREADS, TrainConfig, train_rung
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 12, 12, 1), dtype=np.uint8)
+    assert TrainConfig().threads == DEFAULT_THREADS == 1
+    torch.set_num_threads(2)  # what torch picks by itself on a 2-core machine
+    try:
+        rung = train_rung(images, TINY["factorized"], 0.01, TrainConfig(max_steps=1))
+        assert rung.info["train"]["threads"] == 1
+        assert torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(1)
+    rung = train_rung(images, TINY["factorized"], 0.01, TrainConfig(max_steps=1, threads=None))
+    assert rung.info["train"]["threads"] == torch.get_num_threads() == 1
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(CodecError, match="threads"):
+            TrainConfig(threads=bad)
+
+
+def test_eval_records_threads(checkpoints, tmp_path):
+    from lossylearn.codecs.learned.cli import DEFAULT_THREADS, evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        checkpoint=checkpoints["factorized"], dataset="mnist", out=tmp_path / "eval", limit=4,
+        baselines=("jpeg",), baseline_qualities=(50,),
+    )  # fmt: skip
+    assert f"torch threads: {DEFAULT_THREADS}" in result.notes
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert f"torch threads: {DEFAULT_THREADS}" in saved["notes"]

@@ -95,7 +95,9 @@ def test_two_runs_into_one_folder_at_once_give_one_sound_store(tmp_path):
         " chunk_size=100, progress=False)\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(out)], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(out)], stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     codes = [p.wait(timeout=300) for p in procs]

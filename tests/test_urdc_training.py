@@ -287,36 +287,74 @@ def test_random_shift_is_a_zero_filled_translation() -> None:
         TrainConfig(augment_shift=14)
 
 
+def _translate(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Zero-filled translation by (dy, dx) pixels, as :func:`random_shift` does."""
+    h, w = images.shape[-2:]
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    return padded[..., 2 - dy : 2 - dy + h, 2 - dx : 2 - dx + w]
+
+
+#: The 16 translations by 2 pixels (the augmentation's range) in either direction.
+SHIFTS_2PX = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if max(abs(dy), abs(dx)) == 2]
+#: Seeds of the shift-augmentation comparison, and the bounds on its seed-averaged ratios. Measured
+#: over seeds 0-9 (4 epochs; scratch script in the issue 10 report): the code-displacement ratio
+#: (augmented / plain) had mean 0.75, sd 0.07, range 0.66-0.90, and at most 0.82 averaged over any
+#: 3 of the 10 seeds; a control whose random_shift draws the same offsets but returns its input
+#: (augmentation that does nothing) had mean 0.99, sd 0.09, at least 0.90 over any 3 seeds. The
+#: MSE ratio had mean 1.05, sd 0.02, range 1.02-1.09 (6 epochs: up to 1.11 on one seed).
+SHIFT_SEEDS = (0, 1, 2)
+MAX_CODE_DISPLACEMENT_RATIO = 0.875
+MAX_MSE_RATIO = 1.15
+
+
 def test_shift_augmented_encoder_codes_shifted_digits_alike(digits) -> None:
-    """With augment_shift the encoder's code of a 1-px-shifted test digit changes less often, and
-    the decoder still reconstructs the unshifted digits (the losses target them)."""
+    """With augment_shift the encoder's code moves less when a test digit is shifted by 2 pixels,
+    and the decoder still reconstructs the unshifted digits (the losses target them).
+
+    One training run is at the mercy of floating point (another processor gives another run), so
+    both claims are averaged over SHIFT_SEEDS with bounds measured over ten seeds (see above).
+    """
     x, y, xt, _ = digits
     q = DitheredQuantizer(3, 3)
     u = q.dither_for(0, np.arange(xt.shape[0]))
-    moved = torch.roll(xt, shifts=(1, -1), dims=(2, 3))
-    changed, mses = [], []
-    for shift in (0, 2):
-        torch.manual_seed(0)
-        enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
-        cfg = TrainConfig(epochs=6, batch_size=32, augment_shift=shift)
-        train_codec(
-            enc,
-            [Head(dec, Objective())],
-            q,
-            x,
-            y,
-            classifier=None,
-            config=cfg,
-            train_encoder=True,
-            seed=0,
-        )
-        with torch.no_grad():
-            a, b = q.indices(enc(xt), u), q.indices(enc(moved), u)
-            changed.append(float((a != b).any(dim=1).float().mean()))
-            mses.append(mean_squared_error(dec(q.dequantize(a, u)), xt))
-    assert changed[1] < changed[0]
+    others = torch.randperm(xt.shape[0], generator=torch.Generator().manual_seed(123))
     mean_image_mse = mean_squared_error(x.mean(0, keepdim=True).expand_as(xt), xt)
-    assert mses[1] < mean_image_mse and mses[1] < 1.05 * mses[0]
+    displacement_ratios, mse_ratios = [], []
+    for seed in SHIFT_SEEDS:
+        displacement, mse = {}, {}
+        for shift in (0, 2):
+            torch.manual_seed(seed)
+            enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
+            cfg = TrainConfig(epochs=4, batch_size=32, augment_shift=shift)
+            train_codec(
+                enc,
+                [Head(dec, Objective())],
+                q,
+                x,
+                y,
+                classifier=None,
+                config=cfg,
+                train_encoder=True,
+                seed=seed,
+            )
+            with torch.no_grad():
+                code = enc(xt)
+                # How far the code moves under a 2-pixel shift, relative to how far apart the
+                # codes of two different digits are (so that shrinking every code does not count).
+                moved = np.mean(
+                    [
+                        float((enc(_translate(xt, dy, dx)) - code).norm(dim=1).mean())
+                        for dy, dx in SHIFTS_2PX
+                    ]
+                )
+                spread = float((code - code[others]).norm(dim=1).mean())
+                displacement[shift] = moved / spread
+                mse[shift] = mean_squared_error(dec(q.dequantize(q.indices(code, u), u)), xt)
+        assert mse[2] < mean_image_mse  # still a codec, not the mean image
+        displacement_ratios.append(displacement[2] / displacement[0])
+        mse_ratios.append(mse[2] / mse[0])
+    assert np.mean(displacement_ratios) < MAX_CODE_DISPLACEMENT_RATIO, displacement_ratios
+    assert np.mean(mse_ratios) < MAX_MSE_RATIO, mse_ratios
 
 
 def test_anchor_comparison_matches_points_by_mode_rate_and_lambda() -> None:

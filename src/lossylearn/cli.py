@@ -293,7 +293,9 @@ def _read_key(path: Path | None) -> bytes | None:
     except OSError as exc:
         raise LossylearnError(f"{path}: cannot read the signing key ({exc.strerror})") from None
     if len(key.strip()) < 16:
-        raise LossylearnError(f"{path}: a signing key needs at least 16 bytes, got {len(key.strip())}")
+        raise LossylearnError(
+            f"{path}: a signing key needs at least 16 bytes, got {len(key.strip())}"
+        )
     return key.strip()
 
 
@@ -311,7 +313,9 @@ def inspect(
     verify: Annotated[bool, typer.Option(help="Check every file's checksum.")] = True,
     codec_checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Learned-codec checkpoint, when not at its recorded path or beside the store."),
+        typer.Option(
+            help="Learned-codec checkpoint, when not at its recorded path or beside the store."
+        ),
     ] = None,
     signing_key: Annotated[
         Path | None,
@@ -342,7 +346,13 @@ def inspect(
 @app.command()
 def export(
     store: Annotated[Path, typer.Argument(help="A store folder.")],
-    dest: Annotated[Path, typer.Argument(help="Folder to write (one sub-folder per class).")],
+    dest: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder to create (or an empty one): one sub-folder per class, and labels.json "
+            "mapping each label to its class name and folder."
+        ),
+    ],
     format: Annotated[
         ExportFormat,
         typer.Option(
@@ -350,11 +360,28 @@ def export(
             help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file).",
         ),
     ] = ExportFormat.png,
+    codec_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Learned-codec checkpoint, when not at its recorded path or beside the store."
+        ),
+    ] = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Key file the store was signed with: refuse an altered manifest."),
+    ] = None,
 ) -> None:
-    """Write a store's images as standard image files that any decoder opens."""
+    """Write a store's images as standard image files that any decoder opens.
+
+    All or nothing: a failure leaves DEST as it was. Class names become safe folder names (never
+    '..' or a path; two classes never share a folder); labels.json keeps the exact names.
+    """
     from lossylearn.export import export_store
 
-    n = export_store(store, dest, fmt=format.value)
+    n = export_store(
+        store, dest, fmt=format.value, codec_checkpoint=codec_checkpoint,
+        key=_read_key(signing_key),
+    )  # fmt: skip
     console.print(f"wrote {n} files to {dest}")
 
 

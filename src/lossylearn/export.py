@@ -152,7 +152,14 @@ def _move_into_place(tmp: Path, target: Path, existed: bool, shown: Path) -> Non
         ) from None
 
 
-def export_store(directory: str | Path, dest: str | Path, *, fmt: str = "png") -> int:
+def export_store(
+    directory: str | Path,
+    dest: str | Path,
+    *,
+    fmt: str = "png",
+    codec_checkpoint: str | Path | None = None,
+    key: bytes | None = None,
+) -> int:
     """Write every image of the store at ``directory`` as ``dest/<folder>/<index>.<ext>``.
 
     ``jpeg`` writes a JPEG store's own coded bytes as complete files (tables put back: no second
@@ -165,7 +172,7 @@ def export_store(directory: str | Path, dest: str | Path, *, fmt: str = "png") -
     """
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    store = open_store(directory)
+    store = open_store(directory, codec_checkpoint=codec_checkpoint, key=key)
     codec = store.codec
     if fmt == "jpeg" and codec.name != "jpeg":
         raise StoreError(

@@ -84,7 +84,8 @@ def print_manifest(
     t.add_row(
         "integrity",
         f"manifest digest checked; {signed}. The digest detects damage and hand edits, not a "
-        "forger who recomputes it" + ("" if "hmac_sha256" in m.integrity else "; a signature would"),
+        "forger who recomputes it"
+        + ("" if "hmac_sha256" in m.integrity else "; a signature would"),
     )
     console.print(t)
     if p.get("statement"):
@@ -107,7 +108,9 @@ def sample_grid(store: Store, path: Path | str, *, n: int = 64, scale: int = 2) 
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
     if path.is_dir():
-        raise LossylearnError(f"{path}: is a folder; give the sample grid a file name ending in .png")
+        raise LossylearnError(
+            f"{path}: is a folder; give the sample grid a file name ending in .png"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         img.save(path, format="PNG")

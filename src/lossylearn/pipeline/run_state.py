@@ -141,7 +141,9 @@ def _foreign(directory: Path) -> list[str]:
                 f"{sub}/{p.name}"
                 for p in d.iterdir()
                 if not (p.is_file() and not p.is_symlink())
-                or not (p.name.endswith(suffix) or (p.name.startswith(".") and p.name.endswith(".tmp")))
+                or not (
+                    p.name.endswith(suffix) or (p.name.startswith(".") and p.name.endswith(".tmp"))
+                )
             ]
     return sorted(names)
 
@@ -155,13 +157,16 @@ def _clear_store(directory: Path) -> None:
             p.unlink()
 
 
-def _owner_for_new_run(directory: Path, data_sha256: str, seed: int | None, overwrite: bool) -> OwnerFile:
+def _owner_for_new_run(
+    directory: Path, data_sha256: str, seed: int | None, overwrite: bool
+) -> OwnerFile:
     path = owner_path(directory)
     if path.exists() or path.is_symlink():
         if not (overwrite and not path.is_symlink() and is_owner_file(path)):
             raise StoreError(
                 f"{path}: already exists; it is where this run keeps the data owner's file. "
-                "Move it away" + ("" if overwrite else ", or pass --overwrite if it is an old owner file")
+                "Move it away"
+                + ("" if overwrite else ", or pass --overwrite if it is an old owner file")
             )
     return OwnerFile(path=path, run_id="", data_sha256=data_sha256, seed=seed)
 
@@ -262,7 +267,9 @@ def _resumed(
     try:
         chunks = {int(k): v for k, v in saved.get("chunks", {}).items()}
     except ValueError:
-        raise StoreError(f"{directory}: run state is malformed; remove the folder and start again") from None
+        raise StoreError(
+            f"{directory}: run state is malformed; remove the folder and start again"
+        ) from None
     return RunState(
         directory=directory,
         fingerprint=fp,

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing
-import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +25,19 @@ from lossylearn.codecs import MatchResult, get_codec, match_quality
 from lossylearn.data import ImageDataset, load_dataset
 from lossylearn.errors import LossylearnError
 from lossylearn.pipeline.chunks import (
-    ChunkOutcome,
     ChunkResult,
     ChunkTask,
     finish_chunk,
     noise_chunk,
     run_chunk,
 )
+from lossylearn.pipeline.options import (
+    MIN_CHANGED,
+    check_options,
+    resolved_options,
+    validate_images,
+)
+from lossylearn.pipeline.pool import bounded_map, one_torch_thread
 from lossylearn.pipeline.run_state import abandon, locked_output, prepare_output
 from lossylearn.pipeline.summary import build_manifest
 from lossylearn.privacy import resolve_noise
@@ -52,23 +54,6 @@ from lossylearn.store.owner import CleanStats
 
 ORDER_SEED = 20220626
 """Seed of the processing-order permutation. Fixed and public: it decides order, never noise."""
-
-MATCH_MODES = ("dataset", "image")
-MATCH_NOISE = ("nominal", "effective")
-
-
-def _validate_images(images: np.ndarray, labels: np.ndarray) -> None:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
-        raise LossylearnError(
-            f"images must be a uint8 array (N, H, W, C); got {getattr(images, 'dtype', type(images))} "
-            f"with shape {getattr(images, 'shape', '?')}"
-        )
-    if images.shape[-1] not in (1, 3):
-        raise LossylearnError(f"images must have 1 or 3 channels, got {images.shape[-1]}")
-    if len(labels) != len(images):
-        raise LossylearnError(f"{len(images)} images but {len(labels)} labels")
-    if len(images) == 0:
-        raise LossylearnError("no images to compress")
 
 
 def _select_split(
@@ -90,67 +75,6 @@ def _select_split(
         images, labels = images[:limit], labels[:limit]
     info = {"name": ds.name, "split": split, "source": ds.source, "classes": list(ds.classes)}
     return images, labels, info
-
-
-def _worker_init(parent: int) -> None:
-    # Workers already run in parallel; torch's intra-op threads would only fight over the cores.
-    os.environ["OMP_NUM_THREADS"] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-    _exit_with_parent(parent)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End this worker when the parent dies (even by SIGKILL), instead of waiting forever on a
-    task queue that nobody will feed: the kernel's parent-death signal on Linux, and everywhere a
-    thread that watches the parent's pid."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
-
-            pr_set_pdeathsig = 1
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="lossylearn-parent-watch", daemon=True).start()
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # fork is fast and safe for the Pillow codecs; once torch is loaded (learned codec) use spawn.
-    method = "spawn" if "torch" in sys.modules else "fork"
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_worker_init,
-        initargs=(os.getpid(),),
-    )
-
-
-def _bounded_map(
-    fn: Callable[[ChunkTask], ChunkOutcome], tasks: Iterator[ChunkTask], workers: int
-) -> Iterator[ChunkOutcome]:
-    """Run tasks in order of submission with at most 2 * workers in flight (memory stays flat)."""
-    if workers <= 1:
-        for t in tasks:
-            yield fn(t)
-        return
-    with _pool(workers) as pool:
-        pending: list[Future[ChunkOutcome]] = []
-        for t in tasks:
-            pending.append(pool.submit(fn, t))
-            while len(pending) >= 2 * workers:
-                yield pending.pop(0).result()
-        for f in pending:
-            yield f.result()
 
 
 def _progress(enabled: bool, total: int, done: int) -> Any:
@@ -227,7 +151,7 @@ def compress(
     are is refused unless ``allow_weak_noise``. ``signing_key`` adds an HMAC to the manifest.
     """
     started = time.time()
-    _check_options(match, workers, chunk_size, match_sample, tolerance, target_distortion,
+    check_options(match, workers, chunk_size, match_sample, tolerance, target_distortion,
                    match_noise, seed, limit)  # fmt: skip
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     out = Path(out)
@@ -245,7 +169,7 @@ def compress(
         clean, lab, ds_info = _select_split(
             dataset, data_dir, split, limit, attribute=attribute, image_size=image_size
         )
-    _validate_images(clean, lab)
+    validate_images(clean, lab)
     lab = lab.astype(np.int64)
     shape = tuple(int(v) for v in clean.shape[1:])
 
@@ -261,7 +185,7 @@ def compress(
             f"would hold most clean pixels as they are; use stronger noise, or pass "
             "--allow-weak-noise if that is what you want"
         )
-    codec_options = _resolved_options(codec, codec_options)
+    codec_options = resolved_options(codec, codec_options)
     coder = get_codec(codec, **codec_options)
     metric, matched = spec.matched_target()
     n = len(clean)
@@ -286,7 +210,7 @@ def compress(
     }
     data_sha256 = hashlib.sha256(clean.tobytes() + lab.tobytes()).hexdigest()
     created = not out.exists()
-    with locked_output(out):
+    with locked_output(out), one_torch_thread():
         state, complete = prepare_output(
             out, config=config, data_sha256=data_sha256, seed=seed, resume=resume,
             overwrite=overwrite,
@@ -339,7 +263,7 @@ def compress(
         todo = [k for k in range(n_chunks) if k not in done]
         bar, bar_task = _progress(progress, n, sum(r["n_images"] for r in done.values()))
         with bar:
-            for res in _bounded_map(run_chunk, (task(k, quality) for k in todo), workers):
+            for res in bounded_map(run_chunk, (task(k, quality) for k in todo), workers):
                 done[res.result.chunk] = res.result.to_dict()
                 state.record(res.result, res.clean.to_dict())
                 bar.update(bar_task, advance=res.result.n_images)
@@ -358,7 +282,7 @@ def compress(
             metric=metric, tolerance=tolerance, results=results,
             headers={k: v for k, v in headers.items() if v},
             run={"id": state.run_id, "fingerprint": state.fingerprint, "seeded": seed is not None,
-                 "workers": workers, "chunk_size": chunk_size, "order_seed": ORDER_SEED,
+                 "workers": workers, "threads_per_worker": 1, "chunk_size": chunk_size, "order_seed": ORDER_SEED,
                  "lossylearn": __version__, "seconds": round(time.time() - started, 3)},
         ).sealed(signing_key)  # fmt: skip
         if not manifest.target_reached:
@@ -370,58 +294,6 @@ def compress(
         (out / RUN_STATE).unlink(missing_ok=True)
         remove_stale_temporaries(out)
         return manifest
-
-
-MIN_CHANGED = 0.5
-"""Noise that changes fewer than this share of pixels is refused without ``allow_weak_noise``."""
-
-
-def _check_options(
-    match: str,
-    workers: int,
-    chunk_size: int,
-    match_sample: int,
-    tolerance: float,
-    target_distortion: float | None,
-    match_noise: str,
-    seed: int | None,
-    limit: int | None,
-) -> None:
-    """Refuse impossible run options before anything is read or written."""
-    if match not in MATCH_MODES:
-        raise LossylearnError(f"unknown --match {match!r}; choose one of {', '.join(MATCH_MODES)}")
-    if match_noise not in MATCH_NOISE:
-        raise LossylearnError(
-            f"unknown --match-noise {match_noise!r}; choose one of {', '.join(MATCH_NOISE)}"
-        )
-    for name, value in (("--workers", workers), ("--chunk-size", chunk_size),
-                        ("--match-sample", match_sample)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise LossylearnError(f"{name} must be a whole number >= 1, got {value!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise LossylearnError(f"--limit must be a whole number >= 1, got {limit!r}")
-    if not isinstance(tolerance, int | float) or not math.isfinite(tolerance) or tolerance <= 0:
-        raise LossylearnError(f"--tolerance must be a positive finite number, got {tolerance}")
-    if target_distortion is not None and (
-        not math.isfinite(target_distortion) or target_distortion < 0
-    ):
-        raise LossylearnError(
-            f"--target-distortion must be a finite number >= 0, got {target_distortion}"
-        )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
-    ):
-        raise LossylearnError(f"--seed must be a whole number from 0 to 2^63 - 1, got {seed!r}")
-
-
-def _resolved_options(codec: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Codec options as recorded: a checkpoint path made absolute (a store opened from another
-    folder must still find it; the codec's config also pins its SHA-256)."""
-    opts = dict(options or {})
-    ck = opts.get("checkpoint")
-    if isinstance(ck, str | Path):
-        opts["checkpoint"] = str(Path(ck).expanduser().resolve())
-    return opts
 
 
 def _effective_target(first_chunk: np.ndarray, spec: Any, metric: str, seed: int | None) -> float:

@@ -127,7 +127,11 @@ class Manifest:
             older = isinstance(fmt, str) and fmt.startswith("lossylearn-store/")
             raise StoreError(
                 f"store format {fmt!r} is not {STORE_FORMAT!r}"
-                + ("; it was written by another lossylearn version: compress it again" if older else "")
+                + (
+                    "; it was written by another lossylearn version: compress it again"
+                    if older
+                    else ""
+                )
             )
         _check_integrity(d, key)
         try:
@@ -157,7 +161,9 @@ class Manifest:
                 raise StoreError(f"manifest shard entry {sh!r} has no path")
             _count(sh, "n_images", minimum=0)
         if sum(sh["n_images"] for sh in shards) != n:
-            raise StoreError(f"manifest shards hold {sum(sh['n_images'] for sh in shards)} images, n_images says {n}")
+            raise StoreError(
+                f"manifest shards hold {sum(sh['n_images'] for sh in shards)} images, n_images says {n}"
+            )
         files = _dict(d, "files")
         for rel, meta in files.items():
             if not isinstance(meta, dict) or not _HEX64.match(str(meta.get("sha256", ""))):

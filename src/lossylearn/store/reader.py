@@ -90,7 +90,11 @@ class Store:
         for q in np.unique(self.qualities):
             rel = header_name(self.codec.name, int(q))
             # Only a header the manifest pins by checksum is read.
-            stored = inside(self.directory, rel, "header").read_bytes() if rel in self.manifest.files else b""
+            stored = (
+                inside(self.directory, rel, "header").read_bytes()
+                if rel in self.manifest.files
+                else b""
+            )
             # The shared header depends on the image shape (grey or colour, size): a manifest whose
             # image_shape was altered no longer agrees with the tables the images were coded with.
             if stored != self.codec.shared_header(int(q), self.image_shape):

@@ -99,7 +99,9 @@ def lcon(
         None, "--attribute", help="CelebA attribute to classify (default Male)."
     ),
     image_size: int | None = typer.Option(
-        None, "--image-size", help="CelebA side length in pixels."
+        None,
+        "--image-size",
+        help="Side length after centre crop and resize (CelebA: the profile's; folder: native size).",
     ),
     psnr: str | None = typer.Option(
         None,

@@ -43,6 +43,7 @@ from lossylearn.theory.info import (
     as_nonneg,
     as_pmf,
     mutual_information,
+    plain,
 )
 
 LN2 = math.log(2.0)
@@ -411,7 +412,7 @@ def blahut_arimoto(
     d = as_distortion(distortion, p.size)
     beta = float(slope)
     if math.isnan(beta) or beta < 0:
-        raise LossylearnError(f"slope must be >= 0; got {slope!r}")
+        raise LossylearnError(f"slope must be >= 0; got {plain(slope)}")
     if beta == 0.0:
         return _zero_rate_point(p, d)
     cost = _slope_cost(d, beta)

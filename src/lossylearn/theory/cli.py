@@ -1,20 +1,25 @@
 """``lossylearn theory``: rate functions, their closed forms and the LCoN theorem, as tables/plots.
 
 Every command prints a Rich table (or JSON with ``--json``) and writes a figure with
-``--plot FILE``. Errors in the user's input print one line and exit with status 2.
+``--plot FILE``. Errors in the user's input print one line and exit with status 2; they are caught
+before any work (numbers that are NaN or out of range, a figure path that cannot be written, a
+problem too large to finish in seconds unless the user raises the limit).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lossylearn.errors import LossylearnError
@@ -31,14 +36,15 @@ from lossylearn.theory.constrained import (
     solve_rate_distortion_classification,
     solve_rate_distortion_perception,
 )
-from lossylearn.theory.info import as_pmf, entropy
+from lossylearn.theory.info import as_pmf, entropy, plain
 from lossylearn.theory.lcon import (
+    LConRow,
     corollary_check,
     lcon_check,
     leakage_ceiling,
     privacy_leakage_bound,
 )
-from lossylearn.theory.sources import random_source, symmetric_noise
+from lossylearn.theory.sources import MAX_BLOCK_SYMBOLS, random_source, symmetric_noise
 from lossylearn.theory.universal import UniversalResult, universal_rdc, universal_rdp
 
 __all__ = ["app"]
@@ -58,27 +64,98 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 out_console = Console()
 
+#: Most rows (distortion levels) a table may ask for.
+MAX_POINTS = 1000
+#: Default limit on the block alphabet ``Q^k`` of the LCoN checks. Blahut-Arimoto on a block of
+#: N symbols works on an N x N matrix with N x N Hessians: measured on one core, 256 symbols take
+#: 0.4-1 s, 343-484 about 1 s, 512 2-11 s, 625 5 s, 729 30 s, 1024 100-180 s.
+DEFAULT_MAX_BLOCK = 256
+#: Default limit on the source symbols of ``rd`` (``--pmf`` entries or ``--gaussian-grid``
+#: points): the default 20 levels of a 512-point grid take 7 s, of a 1024-point grid 31 s.
+DEFAULT_MAX_RD_SYMBOLS = 512
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PlotOpt = Annotated[
     Path | None, typer.Option("--plot", help="Write a figure to FILE (.png, .pdf or .svg).")
 ]
+MaxBlockOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-block",
+        help=(
+            f"Refuse block alphabets Q^k above N symbols (at most {MAX_BLOCK_SYMBOLS}). The "
+            "solver's time grows about as N^3: 256 symbols take about a second, 1024 minutes."
+        ),
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., None])
 
 
-def _run(body: Callable[[], None]) -> None:
-    try:
-        body()
-    except LossylearnError as exc:
-        err_console.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(code=2) from None
+def _fail(message: str) -> None:
+    err_console.print(f"error: {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
 
 
-def _floats(text: str, name: str) -> list[float]:
+def _command(name: str) -> Callable[[F], F]:
+    """Register a sub-command whose user errors print ``error: ...`` on one line, exit 2."""
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            try:
+                fn(*args, **kwargs)
+            except LossylearnError as exc:
+                _fail(str(exc))
+            except OSError as exc:  # a file system refusal no check foresaw
+                _fail((f"{exc.filename}: " if exc.filename else "") + str(exc.strerror or exc))
+
+        app.command(name)(wrapper)
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of the user's numbers (messages name the option and print plain numbers).
+
+
+def _finite(value: float, option: str) -> float:
+    if not math.isfinite(value):
+        raise LossylearnError(f"{option} must be a finite number; got {plain(value)}")
+    return float(value)
+
+
+def _positive(value: float, option: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise LossylearnError(f"{option} must be a finite number > 0; got {plain(value)}")
+    return float(value)
+
+
+def _level(value: float, option: str) -> float:
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise LossylearnError(f"{option} must lie in [0, 1]; got {plain(value)}")
+    return float(value)
+
+
+def _points(value: int) -> int:
+    if value > MAX_POINTS:
+        raise LossylearnError(f"--points {value} is above the limit of {MAX_POINTS} levels")
+    return value
+
+
+def _floats(text: str, name: str, *, allow_inf: bool = False) -> list[float]:
+    """Comma-separated non-negative numbers (``inf`` only if ``allow_inf``), never NaN."""
     try:
         values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise LossylearnError(f"{name} must be comma-separated numbers; got {text!r}") from None
     if not values:
         raise LossylearnError(f"{name} is empty")
+    for v in values:
+        if math.isnan(v) or v < 0 or (math.isinf(v) and not allow_inf):
+            kind = "numbers >= 0 (inf allowed)" if allow_inf else "finite numbers >= 0"
+            raise LossylearnError(f"{name} must be {kind}; got {plain(v)}")
     return values
 
 
@@ -91,12 +168,47 @@ def _targets(text: str, second: str) -> list[tuple[float, float]]:
         if len(parts) != 2:
             raise LossylearnError(f"targets are 'D:{second};D:{second}'; got {item!r}")
         try:
-            out.append((float(parts[0]), float(parts[1])))
+            D, c = float(parts[0]), float(parts[1])
         except ValueError:
             raise LossylearnError(f"targets must be numbers; got {item!r}") from None
+        if not (math.isfinite(D) and D >= 0) or math.isnan(c) or c < 0:
+            raise LossylearnError(
+                f"--targets need a finite D >= 0 and {second} >= 0 (inf allowed); got {item!r}"
+            )
+        out.append((D, c))
     if not out:
         raise LossylearnError("no targets given")
     return out
+
+
+def _plot_target(plot: Path | None) -> None:
+    """Refuse an unwritable ``--plot`` path before the work starts."""
+    if plot is not None:
+        from lossylearn.theory.plots import check_plot_path
+
+        check_plot_path(plot)
+
+
+def _block_limit(alphabet: int, k: int, max_block: int) -> int:
+    """The largest block alphabet ``alphabet^k``, refused above ``max_block`` (estimated before
+    any work: the solver's time grows about as the cube of the block alphabet)."""
+    if not 1 <= max_block <= MAX_BLOCK_SYMBOLS:
+        raise LossylearnError(f"--max-block must lie in [1, {MAX_BLOCK_SYMBOLS}]; got {max_block}")
+    size_text = f"Q^k = {alphabet}^{k}"
+    # Compare logarithms first: a huge --k must not build a huge integer.
+    if k * math.log(alphabet) > math.log(MAX_BLOCK_SYMBOLS) + 1e-9:
+        raise LossylearnError(
+            f"--alphabet {alphabet} --k {k} needs {size_text} block symbols, more than "
+            f"{MAX_BLOCK_SYMBOLS}, the most this check builds (use a smaller --k or --alphabet)"
+        )
+    size = alphabet**k
+    if size > max_block:
+        raise LossylearnError(
+            f"--alphabet {alphabet} --k {k} needs {size_text} = {size} block symbols, above "
+            f"--max-block {max_block} (256 symbols take about a second, 1024 minutes); "
+            f"pass --max-block {size} to run it anyway"
+        )
+    return size
 
 
 def _distortion(kind: str, n: int) -> np.ndarray:
@@ -110,6 +222,28 @@ def _distortion(kind: str, n: int) -> np.ndarray:
     raise LossylearnError(f"unknown distortion {kind!r}; known: hamming, squared, absolute")
 
 
+# ---------------------------------------------------------------------------------------------
+# Output: tables, JSON and figures.
+
+
+def _fmt(x: float, digits: int = 6) -> str:
+    return "inf" if math.isinf(x) else f"{x:.{digits}f}"
+
+
+def _table(
+    title: str,
+    columns: Iterable[str],
+    rows: Iterable[Sequence[str]],
+    caption: str | None = None,
+) -> Table:
+    table = Table(title=title, caption=caption)
+    for col in columns:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _emit(payload: dict[str, Any], table: Table, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(payload, indent=2, allow_nan=True))
@@ -117,70 +251,111 @@ def _emit(payload: dict[str, Any], table: Table, as_json: bool) -> None:
         out_console.print(table)
 
 
-def _fmt(x: float, digits: int = 6) -> str:
-    return "inf" if math.isinf(x) else f"{x:.{digits}f}"
+def _plot(
+    plot: Path | None,
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> None:
+    if plot is not None:
+        from lossylearn.theory.plots import plot_curves
+
+        plot_curves(plot, curves, xlabel=xlabel, ylabel=ylabel, title=title)
 
 
-@app.command("rd")
+# ---------------------------------------------------------------------------------------------
+# Commands.
+
+
+@_command("rd")
 def rd_command(
     pmf: Annotated[str | None, typer.Option("--pmf", help="Source law, e.g. 0.5,0.3,0.2.")] = None,
     gaussian_grid: Annotated[
         int | None,
         typer.Option(
-            "--gaussian-grid", min=2, help="Use N(0,1) discretised on N points in [-4, 4]."
+            "--gaussian-grid",
+            min=2,
+            help="Use N(0,1) discretised on N points in [-4, 4].",
         ),
     ] = None,
     distortion: Annotated[
         str, typer.Option("--distortion", help="hamming, squared or absolute (on symbol indices).")
     ] = "hamming",
     points: Annotated[
-        int, typer.Option("--points", min=2, help="Number of distortion levels.")
+        int, typer.Option("--points", min=2, help=f"Number of distortion levels (<= {MAX_POINTS}).")
     ] = 20,
+    max_symbols: Annotated[
+        int,
+        typer.Option(
+            "--max-symbols",
+            help=(
+                f"Refuse sources of more than N symbols (at most {MAX_BLOCK_SYMBOLS}): 20 levels "
+                "of a 512-point grid take seconds, of 1024 points half a minute."
+            ),
+        ),
+    ] = DEFAULT_MAX_RD_SYMBOLS,
     as_json: JsonOpt = False,
     plot: PlotOpt = None,
 ) -> None:
     """Trace R(D) of a finite source by Blahut-Arimoto (bits), with Blahut's lower bounds."""
-
-    def body() -> None:
-        if (pmf is None) == (gaussian_grid is None):
-            raise LossylearnError("give exactly one of --pmf and --gaussian-grid")
-        if pmf is not None:
-            p = as_pmf(_floats(pmf, "--pmf"), "--pmf")
-            d = _distortion(distortion, p.size)
-            label = f"pmf {pmf}, {distortion}"
-        else:
-            xs = np.linspace(-4.0, 4.0, int(gaussian_grid))
-            p = np.exp(-0.5 * xs**2)
-            p /= p.sum()
-            d = (xs[:, None] - xs[None, :]) ** 2
-            label = f"N(0,1) on {gaussian_grid} points, squared error"
-        curve = rate_distortion_curve(p, d, n_points=points)
-        table = Table(title=f"R(D) (bits): {label}")
-        for col in ("D", "R(D) bits", "lower bound", "slope (nats/unit)"):
-            table.add_column(col, justify="right")
-        for row in curve.as_rows():
-            table.add_row(
-                _fmt(row["distortion"]),
-                _fmt(row["rate_bits"]),
-                _fmt(row["lower_bound_bits"]),
-                _fmt(row["slope"], 4),
+    if (pmf is None) == (gaussian_grid is None):
+        raise LossylearnError("give exactly one of --pmf and --gaussian-grid")
+    if not 2 <= max_symbols <= MAX_BLOCK_SYMBOLS:
+        raise LossylearnError(
+            f"--max-symbols must lie in [2, {MAX_BLOCK_SYMBOLS}]; got {max_symbols}"
+        )
+    _points(points)
+    _plot_target(plot)
+    if pmf is not None:
+        p = as_pmf(_floats(pmf, "--pmf"), "--pmf")
+        n = p.size
+    else:
+        n = int(gaussian_grid)  # type: ignore[arg-type]
+    if n > max_symbols:
+        what = f"--pmf has {n} entries" if pmf is not None else f"--gaussian-grid {n}"
+        raise LossylearnError(
+            f"{what}: above --max-symbols {max_symbols} (the solver's time grows about as the "
+            f"cube of the source alphabet); pass --max-symbols {n} to run it anyway"
+            if n <= MAX_BLOCK_SYMBOLS
+            else f"{what}: above {MAX_BLOCK_SYMBOLS}, the most this command solves"
+        )
+    if pmf is not None:
+        d = _distortion(distortion, p.size)
+        label = f"pmf {pmf}, {distortion}"
+    else:
+        xs = np.linspace(-4.0, 4.0, n)
+        p = np.exp(-0.5 * xs**2)
+        p /= p.sum()
+        d = (xs[:, None] - xs[None, :]) ** 2
+        label = f"N(0,1) on {n} points, squared error"
+    curve = rate_distortion_curve(p, d, n_points=points)
+    rows = curve.as_rows()
+    table = _table(
+        f"R(D) (bits): {label}",
+        ("D", "R(D) bits", "lower bound", "slope (nats/unit)"),
+        (
+            (
+                _fmt(r["distortion"]),
+                _fmt(r["rate_bits"]),
+                _fmt(r["lower_bound_bits"]),
+                _fmt(r["slope"], 4),
             )
-        _emit({"source": label, "rows": curve.as_rows()}, table, as_json)
-        if plot is not None:
-            from lossylearn.theory.plots import plot_curves
-
-            plot_curves(
-                plot,
-                {"R(D)": (curve.distortions, curve.rates_bits)},
-                xlabel="D",
-                ylabel="bits",
-                title=f"R(D): {label}",
-            )
-
-    _run(body)
+            for r in rows
+        ),
+    )
+    _emit({"source": label, "rows": rows}, table, as_json)
+    _plot(
+        plot,
+        {"R(D)": (curve.distortions, curve.rates_bits)},
+        xlabel="D",
+        ylabel="bits",
+        title=f"R(D): {label}",
+    )
 
 
-@app.command("rdp-gaussian")
+@_command("rdp-gaussian")
 def rdp_gaussian_command(
     sigma: Annotated[float, typer.Option("--sigma", help="Source standard deviation.")] = 1.0,
     perception: Annotated[
@@ -193,51 +368,89 @@ def rdp_gaussian_command(
     plot: PlotOpt = None,
 ) -> None:
     """R(D, P) of N(0, sigma^2), squared error, squared-W2 perception (closed form, nats)."""
-
-    def body() -> None:
-        levels = _floats(perception, "--perception")
-        ds = np.linspace(2.0 * sigma**2 / points, 2.0 * sigma**2, points)
-        rows = []
-        for D in ds:
-            rows.append(
-                {
-                    "D": float(D),
-                    "R_D_nats": gaussian_rd(D, sigma),
-                    **{f"R_P={P:g}": gaussian_rdp(D, P, sigma) for P in levels},
-                }
-            )
-        table = Table(title=f"Gaussian R(D, P) (nats), sigma = {sigma:g}")
-        table.add_column("D", justify="right")
-        table.add_column("R(D)", justify="right")
-        for P in levels:
-            table.add_column(f"P = {P:g}", justify="right")
-        for r in rows:
-            table.add_row(
-                _fmt(r["D"], 4), _fmt(r["R_D_nats"]), *[_fmt(r[f"R_P={P:g}"]) for P in levels]
-            )
-        _emit({"sigma": sigma, "unit": "nats", "rows": rows}, table, as_json)
-        if plot is not None:
-            from lossylearn.theory.plots import plot_curves
-
-            fine = np.linspace(ds[0] / 4, 2.0 * sigma**2, 200)
-            plot_curves(
-                plot,
-                {f"P = {P:g}": (fine, [gaussian_rdp(D, P, sigma) for D in fine]) for P in levels},
-                xlabel="D (MSE)",
-                ylabel="nats",
-                title=f"Gaussian R(D, P), sigma = {sigma:g}",
-            )
-
-    _run(body)
+    sigma = _positive(sigma, "--sigma")
+    levels = _floats(perception, "--perception", allow_inf=True)
+    _points(points)
+    _plot_target(plot)
+    ds = np.linspace(2.0 * sigma**2 / points, 2.0 * sigma**2, points)
+    rows = [
+        {
+            "D": float(D),
+            "R_D_nats": gaussian_rd(D, sigma),
+            **{f"R_P={P:g}": gaussian_rdp(D, P, sigma) for P in levels},
+        }
+        for D in ds
+    ]
+    table = _table(
+        f"Gaussian R(D, P) (nats), sigma = {sigma:g}",
+        ("D", "R(D)", *(f"P = {P:g}" for P in levels)),
+        (
+            (_fmt(r["D"], 4), _fmt(r["R_D_nats"]), *(_fmt(r[f"R_P={P:g}"]) for P in levels))
+            for r in rows
+        ),
+    )
+    _emit({"sigma": sigma, "unit": "nats", "rows": rows}, table, as_json)
+    fine = np.linspace(ds[0] / 4, 2.0 * sigma**2, 200)
+    _plot(
+        plot,
+        {f"P = {P:g}": (fine, [gaussian_rdp(D, P, sigma) for D in fine]) for P in levels},
+        xlabel="D (MSE)",
+        ylabel="nats",
+        title=f"Gaussian R(D, P), sigma = {sigma:g}",
+    )
 
 
-def _solver_columns(table: Table, check: bool) -> None:
-    if check:
-        table.add_column("solver", justify="right")
-        table.add_column("|diff|", justify="right")
+def _binary_command(
+    name: str,
+    levels: list[float],
+    points: int,
+    check: bool,
+    closed_form: Callable[[float, float], float],
+    solver: Callable[[float, float], float],
+    *,
+    title: str,
+    plot_title: str,
+    payload: dict[str, Any],
+    as_json: bool,
+    plot: Path | None,
+) -> None:
+    """Table, JSON and figure of a binary closed form at ``points`` distortions in [0, 1/2] and
+    each level of the second constraint ``name`` (``P`` or ``C``), with the solver on ``check``."""
+    for level in levels:
+        closed_form(0.0, level)  # refuses bad parameters before the loop
+    rows = []
+    for D in np.linspace(0.0, 0.5, points):
+        for level in levels:
+            row = {"D": float(D), name: level, "closed_form_bits": closed_form(D, level)}
+            if check:
+                row["solver_bits"] = solver(D, level)
+            rows.append(row)
+    cells = (
+        (_fmt(r["D"], 3), _fmt(r[name], 3), _fmt(r["closed_form_bits"]))
+        + (
+            (_fmt(r["solver_bits"]), f"{abs(r['solver_bits'] - r['closed_form_bits']):.1e}")
+            if check
+            else ()
+        )
+        for r in rows
+    )
+    columns = ("D", name, "closed form", *(("solver", "|diff|") if check else ()))
+    _emit(
+        {**payload, "unit": "bits", "rows": rows},
+        _table(title, columns, cells),
+        as_json,
+    )
+    fine = np.linspace(0.0, 0.5, 201)
+    _plot(
+        plot,
+        {f"{name} = {v:g}": (fine, [closed_form(D, v) for D in fine]) for v in levels},
+        xlabel="D (Hamming)",
+        ylabel="bits",
+        title=plot_title,
+    )
 
 
-@app.command("rdp-binary")
+@_command("rdp-binary")
 def rdp_binary_command(
     p: Annotated[float, typer.Option("--p", help="P(X = 1), at most 1/2.")] = 0.3,
     perception: Annotated[str, typer.Option("--perception", help="TV levels P.")] = "0,0.05,0.1,1",
@@ -249,46 +462,27 @@ def rdp_binary_command(
     plot: PlotOpt = None,
 ) -> None:
     """R(D, P) of Bernoulli(p), Hamming distortion, total-variation perception (bits)."""
-
-    def body() -> None:
-        levels = _floats(perception, "--perception")
-        px = np.array([1.0 - p, p])
-        d = 1.0 - np.eye(2)
-        rows = []
-        for D in np.linspace(0.0, 0.5, points):
-            for P in levels:
-                row = {"D": float(D), "P": P, "closed_form_bits": binary_rdp(p, D, P)}
-                if check:
-                    row["solver_bits"] = solve_rate_distortion_perception(px, d, D, P).rate_bits
-                rows.append(row)
-        table = Table(title=f"Bernoulli({p:g}) R(D, P) (bits), Hamming / TV")
-        for col in ("D", "P", "closed form"):
-            table.add_column(col, justify="right")
-        _solver_columns(table, check)
-        for r in rows:
-            extra = (
-                [_fmt(r["solver_bits"]), f"{abs(r['solver_bits'] - r['closed_form_bits']):.1e}"]
-                if check
-                else []
-            )
-            table.add_row(_fmt(r["D"], 3), _fmt(r["P"], 3), _fmt(r["closed_form_bits"]), *extra)
-        _emit({"p": p, "unit": "bits", "rows": rows}, table, as_json)
-        if plot is not None:
-            from lossylearn.theory.plots import plot_curves
-
-            fine = np.linspace(0.0, 0.5, 201)
-            plot_curves(
-                plot,
-                {f"P = {P:g}": (fine, [binary_rdp(p, D, P) for D in fine]) for P in levels},
-                xlabel="D (Hamming)",
-                ylabel="bits",
-                title=f"Bernoulli({p:g}) R(D, P)",
-            )
-
-    _run(body)
+    levels = _floats(perception, "--perception", allow_inf=True)
+    _points(points)
+    _plot_target(plot)
+    px = np.array([1.0 - p, p])
+    hamming = 1.0 - np.eye(2)
+    _binary_command(
+        "P",
+        levels,
+        points,
+        check,
+        lambda D, P: binary_rdp(p, D, P),
+        lambda D, P: solve_rate_distortion_perception(px, hamming, D, P).rate_bits,
+        title=f"Bernoulli({p:g}) R(D, P) (bits), Hamming / TV",
+        plot_title=f"Bernoulli({p:g}) R(D, P)",
+        payload={"p": p},
+        as_json=as_json,
+        plot=plot,
+    )
 
 
-@app.command("rdc-binary")
+@_command("rdc-binary")
 def rdc_binary_command(
     p: Annotated[float, typer.Option("--p", help="P(X = 1), at most 1/2.")] = 0.3,
     flip: Annotated[float, typer.Option("--flip", help="Label S = X xor Bernoulli(flip).")] = 0.1,
@@ -303,51 +497,27 @@ def rdc_binary_command(
     plot: PlotOpt = None,
 ) -> None:
     """R(D, C) of Bernoulli(p) with a BSC(flip) label, Hamming distortion (bits)."""
-
-    def body() -> None:
-        levels = _floats(classification, "--classification")
-        joint = np.array([[(1 - p) * (1 - flip), (1 - p) * flip], [p * flip, p * (1 - flip)]])
-        d = 1.0 - np.eye(2)
-        rows = []
-        for D in np.linspace(0.0, 0.5, points):
-            for C in levels:
-                row = {"D": float(D), "C": C, "closed_form_bits": binary_rdc(p, D, C, flip=flip)}
-                if check:
-                    row["solver_bits"] = solve_rate_distortion_classification(
-                        joint, d, D, C
-                    ).rate_bits
-                rows.append(row)
-        table = Table(title=f"Bernoulli({p:g}), label flip {flip:g}: R(D, C) (bits)")
-        for col in ("D", "C", "closed form"):
-            table.add_column(col, justify="right")
-        _solver_columns(table, check)
-        for r in rows:
-            extra = (
-                [_fmt(r["solver_bits"]), f"{abs(r['solver_bits'] - r['closed_form_bits']):.1e}"]
-                if check
-                else []
-            )
-            table.add_row(_fmt(r["D"], 3), _fmt(r["C"], 3), _fmt(r["closed_form_bits"]), *extra)
-        _emit({"p": p, "flip": flip, "unit": "bits", "rows": rows}, table, as_json)
-        if plot is not None:
-            from lossylearn.theory.plots import plot_curves
-
-            fine = np.linspace(0.0, 0.5, 201)
-            plot_curves(
-                plot,
-                {
-                    f"C = {C:g}": (fine, [binary_rdc(p, D, C, flip=flip) for D in fine])
-                    for C in levels
-                },
-                xlabel="D (Hamming)",
-                ylabel="bits",
-                title=f"Bernoulli({p:g}) R(D, C), flip {flip:g}",
-            )
-
-    _run(body)
+    levels = _floats(classification, "--classification", allow_inf=True)
+    _points(points)
+    _plot_target(plot)
+    joint = np.array([[(1 - p) * (1 - flip), (1 - p) * flip], [p * flip, p * (1 - flip)]])
+    hamming = 1.0 - np.eye(2)
+    _binary_command(
+        "C",
+        levels,
+        points,
+        check,
+        lambda D, C: binary_rdc(p, D, C, flip=flip),
+        lambda D, C: solve_rate_distortion_classification(joint, hamming, D, C).rate_bits,
+        title=f"Bernoulli({p:g}), label flip {flip:g}: R(D, C) (bits)",
+        plot_title=f"Bernoulli({p:g}) R(D, C), flip {flip:g}",
+        payload={"p": p, "flip": flip},
+        as_json=as_json,
+        plot=plot,
+    )
 
 
-@app.command("rdc-gaussian")
+@_command("rdc-gaussian")
 def rdc_gaussian_command(
     sigma: Annotated[float, typer.Option("--sigma", help="Source standard deviation.")] = 1.0,
     gain: Annotated[float, typer.Option("--gain", help="Label S = gain X + noise.")] = 1.0,
@@ -361,49 +531,56 @@ def rdc_gaussian_command(
     as_json: JsonOpt = False,
 ) -> None:
     """R(D, C) of N(0, sigma^2) with a Gaussian label, squared error (closed form, nats)."""
-
-    def body() -> None:
-        levels = _floats(classification, "--classification")
-        rows = []
-        for D in np.linspace(sigma**2 / points, sigma**2, points):
-            rows.append(
-                {
-                    "D": float(D),
-                    **{
-                        f"R_C={C:g}": gaussian_rdc(D, C, sigma, gain=gain, label_noise=label_noise)
-                        for C in levels
-                    },
-                }
-            )
-        table = Table(
-            title=f"Gaussian R(D, C) (nats), sigma {sigma:g}, gain {gain:g}, label noise {label_noise:g}"
-        )
-        table.add_column("D", justify="right")
-        for C in levels:
-            table.add_column(f"C = {C:g}", justify="right")
-        for r in rows:
-            table.add_row(_fmt(r["D"], 4), *[_fmt(r[f"R_C={C:g}"]) for C in levels])
-        _emit({"unit": "nats", "rows": rows}, table, as_json)
-
-    _run(body)
+    sigma = _positive(sigma, "--sigma")
+    if _finite(gain, "--gain") == 0:
+        raise LossylearnError("--gain must be non-zero")
+    _positive(label_noise, "--label-noise")
+    # h(S|Xhat) is a differential entropy: C may be negative; inf means no constraint.
+    try:
+        levels = [float(v) for v in classification.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise LossylearnError(
+            f"--classification must be comma-separated numbers; got {classification!r}"
+        ) from None
+    if not levels or any(math.isnan(C) for C in levels):
+        raise LossylearnError(f"--classification must be numbers (nats); got {classification!r}")
+    _points(points)
+    rows = [
+        {
+            "D": float(D),
+            **{
+                f"R_C={C:g}": gaussian_rdc(D, C, sigma, gain=gain, label_noise=label_noise)
+                for C in levels
+            },
+        }
+        for D in np.linspace(sigma**2 / points, sigma**2, points)
+    ]
+    table = _table(
+        f"Gaussian R(D, C) (nats), sigma {sigma:g}, gain {gain:g}, label noise {label_noise:g}",
+        ("D", *(f"C = {C:g}" for C in levels)),
+        ((_fmt(r["D"], 4), *(_fmt(r[f"R_C={C:g}"]) for C in levels)) for r in rows),
+    )
+    _emit({"unit": "nats", "rows": rows}, table, as_json)
 
 
 def _universal_table(result: UniversalResult, second: str) -> Table:
-    table = Table(title=f"Universal representation ({result.kind}) (bits)")
-    for col in ("target", "D", second, "R(target)", "needs Z"):
-        table.add_column(col, justify="right")
-    for i, ((D, c), r) in enumerate(zip(result.targets, result.target_rates_bits, strict=True)):
-        table.add_row(
-            str(i), _fmt(D, 4), _fmt(c, 4), _fmt(r), "yes" if i in result.active else "no"
-        )
-    table.caption = (
-        f"R(Theta) = {result.rate_bits:.6f} (proven >= {result.lower_bound_bits:.6f});  "
-        f"A(Theta) = {result.penalty_bits:.6f} (proven >= {result.penalty_lower_bits:.6f})"
+    return _table(
+        f"Universal representation ({result.kind}) (bits)",
+        ("target", "D", second, "R(target)", "needs Z"),
+        (
+            (str(i), _fmt(D, 4), _fmt(c, 4), _fmt(r), "yes" if i in result.active else "no")
+            for i, ((D, c), r) in enumerate(
+                zip(result.targets, result.target_rates_bits, strict=True)
+            )
+        ),
+        caption=(
+            f"R(Theta) = {result.rate_bits:.6f} (proven >= {result.lower_bound_bits:.6f});  "
+            f"A(Theta) = {result.penalty_bits:.6f} (proven >= {result.penalty_lower_bits:.6f})"
+        ),
     )
-    return table
 
 
-@app.command("universal-rdp")
+@_command("universal-rdp")
 def universal_rdp_command(
     pmf: Annotated[str, typer.Option("--pmf", help="Source law.")] = "0.7,0.3",
     targets: Annotated[
@@ -415,16 +592,12 @@ def universal_rdp_command(
     as_json: JsonOpt = False,
 ) -> None:
     """R(Theta) and A(Theta) for (D, P) targets on a finite source (exact, certified)."""
-
-    def body() -> None:
-        p = as_pmf(_floats(pmf, "--pmf"), "--pmf")
-        result = universal_rdp(p, _distortion(distortion, p.size), _targets(targets, "P"))
-        _emit(result.as_dict(), _universal_table(result, "P"), as_json)
-
-    _run(body)
+    p = as_pmf(_floats(pmf, "--pmf"), "--pmf")
+    result = universal_rdp(p, _distortion(distortion, p.size), _targets(targets, "P"))
+    _emit(result.as_dict(), _universal_table(result, "P"), as_json)
 
 
-@app.command("universal-rdc")
+@_command("universal-rdc")
 def universal_rdc_command(
     joint: Annotated[
         str, typer.Option("--joint", help="Joint law of (X, S): rows x separated by ';'.")
@@ -438,19 +611,15 @@ def universal_rdc_command(
     as_json: JsonOpt = False,
 ) -> None:
     """R(Theta) and A(Theta) for (D, C) targets (achievable rate with a proven lower bound)."""
-
-    def body() -> None:
-        rows = [_floats(r, "--joint") for r in joint.split(";") if r.strip()]
-        if len({len(r) for r in rows}) != 1:
-            raise LossylearnError("--joint rows must have equal length")
-        law = as_pmf(np.array(rows), "--joint")
-        result = universal_rdc(law, _distortion(distortion, law.shape[0]), _targets(targets, "C"))
-        _emit(result.as_dict(), _universal_table(result, "C"), as_json)
-
-    _run(body)
+    rows = [_floats(r, "--joint") for r in joint.split(";") if r.strip()]
+    if len({len(r) for r in rows}) != 1:
+        raise LossylearnError("--joint rows must have equal length")
+    law = as_pmf(np.array(rows), "--joint")
+    result = universal_rdc(law, _distortion(distortion, law.shape[0]), _targets(targets, "C"))
+    _emit(result.as_dict(), _universal_table(result, "C"), as_json)
 
 
-@app.command("universal-gaussian")
+@_command("universal-gaussian")
 def universal_gaussian_command(
     sigma: Annotated[float, typer.Option("--sigma", help="Source standard deviation.")] = 1.0,
     targets: Annotated[
@@ -459,42 +628,61 @@ def universal_gaussian_command(
     as_json: JsonOpt = False,
 ) -> None:
     """R(Theta) of N(0, sigma^2) from Gaussian representations against max R(D, P): A = 0."""
-
-    def body() -> None:
-        ts = _targets(targets, "P")
-        rates = [gaussian_rdp(D, P, sigma) for D, P in ts]
-        universal = gaussian_universal_rdp(ts, sigma)
-        table = Table(title=f"Gaussian universal R(Theta) (nats), sigma {sigma:g}")
-        for col in ("D", "P", "R(D, P)"):
-            table.add_column(col, justify="right")
-        for (D, P), r in zip(ts, rates, strict=True):
-            table.add_row(_fmt(D, 4), _fmt(P, 4), _fmt(r))
-        table.caption = f"R(Theta) = {universal:.9f}, max R(D,P) = {max(rates):.9f}, A = {universal - max(rates):.2e}"
-        _emit(
-            {
-                "unit": "nats",
-                "targets": [list(t) for t in ts],
-                "target_rates": rates,
-                "universal_rate": universal,
-                "penalty": universal - max(rates),
-            },
-            table,
-            as_json,
-        )
-
-    _run(body)
+    sigma = _positive(sigma, "--sigma")
+    ts = _targets(targets, "P")
+    rates = [gaussian_rdp(D, P, sigma) for D, P in ts]
+    universal = gaussian_universal_rdp(ts, sigma)
+    table = _table(
+        f"Gaussian universal R(Theta) (nats), sigma {sigma:g}",
+        ("D", "P", "R(D, P)"),
+        ((_fmt(D, 4), _fmt(P, 4), _fmt(r)) for (D, P), r in zip(ts, rates, strict=True)),
+        caption=(
+            f"R(Theta) = {universal:.9f}, max R(D,P) = {max(rates):.9f}, "
+            f"A = {universal - max(rates):.2e}"
+        ),
+    )
+    payload = {
+        "unit": "nats",
+        "targets": [list(t) for t in ts],
+        "target_rates": rates,
+        "universal_rate": universal,
+        "penalty": universal - max(rates),
+    }
+    _emit(payload, table, as_json)
 
 
-def _noise(alphabet: int, level: float, noise_pmf: str | None) -> np.ndarray:
+def _noise(alphabet: int, level: float, noise_pmf: str | None, option: str) -> np.ndarray:
     if noise_pmf is None:
-        return symmetric_noise(alphabet, level)
+        return symmetric_noise(alphabet, _level(level, option))
     law = as_pmf(_floats(noise_pmf, "--noise-pmf"), "--noise-pmf")
     if law.size != alphabet:
         raise LossylearnError(f"--noise-pmf has {law.size} entries; the alphabet has {alphabet}")
     return law
 
 
-@app.command("lcon-check")
+def _seed(seed: int) -> np.random.Generator:
+    if seed < 0:
+        raise LossylearnError(f"--seed must be >= 0; got {seed}")
+    return np.random.default_rng(seed)
+
+
+def _each_block(ks: Sequence[int], alphabet: int, run: Callable[[int], list[Any]]) -> list[Any]:
+    """``run(k)`` for each block length, with a progress bar on stderr once blocks pass the
+    default limit (only reachable with a raised ``--max-block``: seconds to minutes each)."""
+    if alphabet ** max(ks) <= DEFAULT_MAX_BLOCK:
+        return [row for k in ks for row in run(k)]
+    rows: list[Any] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("block length", total=sum(alphabet**k for k in ks))
+        for k in ks:
+            progress.update(task, description=f"block length {k} ({alphabet**k} symbols)")
+            rows.extend(run(k))
+            progress.advance(task, alphabet**k)
+    return rows
+
+
+@_command("lcon-check")
 def lcon_check_command(
     source: Annotated[
         str, typer.Option("--source", help="iid or markov (seeded Dirichlet law).")
@@ -507,38 +695,34 @@ def lcon_check_command(
     ] = 0.3,
     noise_pmf: Annotated[str | None, typer.Option("--noise-pmf", help="Explicit law of N.")] = None,
     tol: Annotated[
-        float, typer.Option("--tol", help="Blahut-Arimoto certificate tolerance (nats).")
+        float, typer.Option("--tol", help="Blahut-Arimoto certificate tolerance (nats, > 0).")
     ] = 1e-11,
+    max_block: MaxBlockOpt = DEFAULT_MAX_BLOCK,
     as_json: JsonOpt = False,
     plot: PlotOpt = None,
 ) -> None:
     """Check the LCoN theorem: R(Z^k, H(N)) = H(Z^k)/k - H(N) and posterior sampling."""
+    tol = _positive(tol, "--tol")
+    _block_limit(alphabet, k, max_block)
+    _plot_target(plot)
+    noise = _noise(alphabet, noise_level, noise_pmf, "--noise-level")
+    src = random_source(source, alphabet, _seed(seed))
 
-    def body() -> None:
-        src = random_source(source, alphabet, np.random.default_rng(seed))
-        noise = _noise(alphabet, noise_level, noise_pmf)
-        rows = lcon_check(src, noise, tuple(range(1, k + 1)), tol=tol)
-        payload_rows = []
-        for r in rows:
-            d = r.as_dict()
-            d["leakage_bound_bits"] = privacy_leakage_bound(src, noise, r.k)
-            d["abs_diff_bits"] = abs(r.rate_solver_bits - r.rate_formula_bits)
-            payload_rows.append(d)
-        table = Table(
-            title=f"LCoN check: {source} source, Q = {alphabet}, H(N) = {entropy(noise):.4f} bits"
-        )
-        for col in (
-            "k",
-            "R solver",
-            "formula",
-            "|diff|",
-            "TV recon",
-            "TV joint",
-            "slope/k ln2",
-        ):
-            table.add_column(col, justify="right")
-        for r in payload_rows:
-            table.add_row(
+    def run(kk: int) -> list[LConRow]:
+        return lcon_check(src, noise, (kk,), tol=tol)
+
+    rows: list[LConRow] = _each_block(range(1, k + 1), alphabet, run)
+    payload_rows = []
+    for r in rows:
+        d = r.as_dict()
+        d["leakage_bound_bits"] = privacy_leakage_bound(src, noise, r.k)
+        d["abs_diff_bits"] = abs(r.rate_solver_bits - r.rate_formula_bits)
+        payload_rows.append(d)
+    table = _table(
+        f"LCoN check: {source} source, Q = {alphabet}, H(N) = {entropy(noise):.4f} bits",
+        ("k", "R solver", "formula", "|diff|", "TV recon", "TV joint", "slope/k ln2"),
+        (
+            (
                 str(r["k"]),
                 f"{r['rate_solver_bits']:.9f}",
                 f"{r['rate_formula_bits']:.9f}",
@@ -547,31 +731,32 @@ def lcon_check_command(
                 f"{r['joint_tv']:.1e}",
                 f"{r['slope'] / (r['k'] * math.log(2)):.6f}",
             )
-        table.caption = (
+            for r in payload_rows
+        ),
+        caption=(
             "bits per symbol; formula = H(Z^k)/k - H(N); TV recon = TV(recon law, P_X^k); "
             f"leakage ceiling log2 Q - H(N) = {leakage_ceiling(noise):.4f}"
-        )
-        payload = {
-            "source": {
-                "kind": src.kind,
-                "alphabet": alphabet,
-                "seed": seed,
-                "marginal": src.marginal.tolist(),
-                "transition": None if src.transition is None else src.transition.tolist(),
-            },
-            "noise_pmf": noise.tolist(),
-            "rows": payload_rows,
-        }
-        _emit(payload, table, as_json)
-        if plot is not None:
-            from lossylearn.theory.plots import plot_lcon
+        ),
+    )
+    payload = {
+        "source": {
+            "kind": src.kind,
+            "alphabet": alphabet,
+            "seed": seed,
+            "marginal": src.marginal.tolist(),
+            "transition": None if src.transition is None else src.transition.tolist(),
+        },
+        "noise_pmf": noise.tolist(),
+        "rows": payload_rows,
+    }
+    _emit(payload, table, as_json)
+    if plot is not None:
+        from lossylearn.theory.plots import plot_lcon
 
-            plot_lcon(plot, payload_rows, f"LCoN check, {source} Q={alphabet}")
-
-    _run(body)
+        plot_lcon(plot, payload_rows, f"LCoN check, {source} Q={alphabet}")
 
 
-@app.command("lcon-corollary")
+@_command("lcon-corollary")
 def lcon_corollary_command(
     source: Annotated[str, typer.Option("--source", help="iid or markov.")] = "markov",
     alphabet: Annotated[int, typer.Option("--alphabet", min=2, help="Alphabet size Q.")] = 4,
@@ -581,29 +766,27 @@ def lcon_corollary_command(
     w_level: Annotated[
         float, typer.Option("--w-level", help="P(W != 0) of the part removed.")
     ] = 0.2,
+    max_block: MaxBlockOpt = DEFAULT_MAX_BLOCK,
     as_json: JsonOpt = False,
 ) -> None:
     """Corollary V.1: a code matched to part W of N = U + W leaves reconstructions ~ X + U."""
-
-    def body() -> None:
-        src = random_source(source, alphabet, np.random.default_rng(seed))
-        rows = corollary_check(
-            src,
-            symmetric_noise(alphabet, u_level),
-            symmetric_noise(alphabet, w_level),
-            tuple(range(1, k + 1)),
-        )
-        table = Table(title=f"Corollary V.1: {source} source, Q = {alphabet}")
-        for col in ("k", "R solver", "H(Z^k)/k - H(W)", "TV(recon, X+U)", "TV(recon, X)"):
-            table.add_column(col, justify="right")
-        for r in rows:
-            table.add_row(
+    _block_limit(alphabet, k, max_block)
+    u = symmetric_noise(alphabet, _level(u_level, "--u-level"))
+    w = symmetric_noise(alphabet, _level(w_level, "--w-level"))
+    src = random_source(source, alphabet, _seed(seed))
+    rows = _each_block(range(1, k + 1), alphabet, lambda kk: corollary_check(src, u, w, (kk,)))
+    table = _table(
+        f"Corollary V.1: {source} source, Q = {alphabet}",
+        ("k", "R solver", "H(Z^k)/k - H(W)", "TV(recon, X+U)", "TV(recon, X)"),
+        (
+            (
                 str(r.k),
                 f"{r.rate_solver_bits:.9f}",
                 f"{r.rate_formula_bits:.9f}",
                 f"{r.tv_to_partially_noisy:.1e}",
                 f"{r.tv_to_clean:.3f}",
             )
-        _emit({"rows": [r.as_dict() for r in rows]}, table, as_json)
-
-    _run(body)
+            for r in rows
+        ),
+    )
+    _emit({"rows": [r.as_dict() for r in rows]}, table, as_json)

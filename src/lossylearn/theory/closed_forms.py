@@ -45,6 +45,7 @@ from lossylearn.theory.info import (
     binary_entropy,
     binary_entropy_inverse,
     entropy_of,
+    plain,
 )
 
 
@@ -131,9 +132,11 @@ def gaussian_rdc(
     s = as_positive(sigma, "sigma")
     g = float(gain)
     if not math.isfinite(g) or g == 0:
-        raise LossylearnError(f"gain must be a finite non-zero number; got {gain!r}")
+        raise LossylearnError(f"gain must be a finite non-zero number; got {plain(gain)}")
     tau = as_positive(label_noise, "label_noise")
     C = float(C)
+    if math.isnan(C):
+        raise LossylearnError("C must be a number (nats); got nan")
     floor = 0.5 * math.log(2 * math.pi * math.e * tau * tau)
     if not C >= floor:
         raise LossylearnError(
@@ -149,7 +152,9 @@ def gaussian_rdc(
 def _check_binary(p: float) -> float:
     p = float(p)
     if not 0.0 < p <= 0.5:
-        raise LossylearnError(f"p must lie in (0, 1/2]; got {p!r} (relabel the symbols if p > 1/2)")
+        raise LossylearnError(
+            f"p must lie in (0, 1/2]; got {plain(p)} (relabel the symbols if p > 1/2)"
+        )
     return p
 
 
@@ -180,7 +185,7 @@ def binary_rdc(p: float, D: float, C: float, *, flip: float) -> float:
     D = as_nonneg(D, "D")
     eps = float(flip)
     if not 0.0 <= eps < 0.5:
-        raise LossylearnError(f"flip must lie in [0, 1/2); got {flip!r}")
+        raise LossylearnError(f"flip must lie in [0, 1/2); got {plain(flip)}")
     C = as_nonneg(C, "C", allow_inf=True)
     if C < binary_entropy(eps) - 1e-12:
         raise LossylearnError(

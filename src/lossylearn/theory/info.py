@@ -52,12 +52,23 @@ def as_distortion(d: ArrayLike, n_source: int, name: str = "distortion") -> Floa
     return arr
 
 
+def plain(value: object) -> str:
+    """``value`` as it should read in an error message: a number in plain float formatting
+    (``0.1``, ``-1``, ``nan``, ``inf``), never a repr such as ``np.float64(nan)``; text quoted."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return f"{float(value):.10g}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def as_nonneg(value: float, name: str, *, allow_inf: bool = False) -> float:
     """Validate a non-negative scalar (finite unless ``allow_inf``)."""
     v = float(value)
     if math.isnan(v) or v < 0 or (math.isinf(v) and not allow_inf):
         kind = "a number" if allow_inf else "a finite number"
-        raise LossylearnError(f"{name} must be {kind} >= 0; got {value!r}")
+        raise LossylearnError(f"{name} must be {kind} >= 0; got {plain(value)}")
     return v
 
 
@@ -65,7 +76,7 @@ def as_positive(value: float, name: str) -> float:
     """Validate a finite positive scalar."""
     v = float(value)
     if not math.isfinite(v) or v <= 0:
-        raise LossylearnError(f"{name} must be a finite number > 0; got {value!r}")
+        raise LossylearnError(f"{name} must be a finite number > 0; got {plain(value)}")
     return v
 
 

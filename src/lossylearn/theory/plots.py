@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,10 +18,44 @@ def _save(fig, path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in {".png", ".pdf", ".svg"}:
         raise LossylearnError(f"plot file must end in .png, .pdf or .svg; got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=130)
+    except OSError as exc:
+        raise LossylearnError(f"cannot write the figure {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def check_plot_path(path: Path) -> Path:
+    """Refuse a figure path that cannot be written, before any work is done: a wrong suffix, an
+    existing folder, a parent that is a file, or a place this process cannot write in (probed by
+    opening the file, or a temporary file in the nearest existing folder; nothing is left
+    behind)."""
+    path = Path(path)
+    if path.is_dir():
+        raise LossylearnError(f"plot path {path} is a folder; give a file name inside it")
+    if path.suffix.lower() not in {".png", ".pdf", ".svg"}:
+        raise LossylearnError(f"plot file must end in .png, .pdf or .svg; got {path.name}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LossylearnError(f"cannot write the figure {path}: {parent} is not a folder")
+    try:
+        if parent == path.parent:
+            existed = path.exists()
+            with open(path, "ab"):
+                pass
+            if not existed:
+                path.unlink()
+        else:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+    except OSError as exc:
+        raise LossylearnError(f"cannot write the figure {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -247,7 +247,9 @@ def _clean_targets(
     out = []
     for item in targets:
         if len(item) != 2:
-            raise LossylearnError(f"each target must be a pair (D, {second}); got {item!r}")
+            raise LossylearnError(
+                f"each target must be a pair (D, {second}); got {len(item)} values"
+            )
         out.append((as_nonneg(item[0], "D"), as_nonneg(item[1], second, allow_inf=True)))
     if not out:
         raise LossylearnError("targets must not be empty")

@@ -55,12 +55,14 @@ __all__ = [
 DEFAULT_THREADS = 1
 """torch CPU threads for training and evaluating the learned codec unless asked otherwise.
 
-Chosen by measurement (``benchmarks/codec_speed.py``, issue 10): the models are small, so each op
-is a few microseconds of work and a second OpenMP thread mostly waits at barriers. On a 2-core
-machine one training step of the ``mnist`` preset took 0.017-0.035 s on 1 thread and 0.03 s on 2
-when idle, and 0.49 s on 2 threads (0.04 s on 1) while another process kept one core busy: the
-spinning OpenMP workers lose their core and every barrier waits for the scheduler. One thread is
-never much slower and never collapses; ask for more with ``--threads`` on a large idle machine.
+Chosen by measurement (``benchmarks/codec_speed.py``, issue 10) on a shared 2-core machine: the
+models are small, so a second OpenMP thread mostly waits at barriers, and its workers spin while
+waiting. A training step of the ``mnist`` preset took 0.03 s on 1 thread against 0.025-1.4 s on 2
+(faster only when a core happened to be free), and beside one busy process 0.065-0.073 s on 1
+thread against 0.7-2.4 s on 2 (0.10-0.15 s on 2 with ``OMP_WAIT_POLICY=PASSIVE``). ``codec train
+--limit 512 --epochs 2``: 5 s on 1 thread, 18 s on 2; beside a busy process 10 s against 57 s.
+One thread is at worst a little slower and never collapses; ask for more with ``threads`` /
+``--threads`` on a large machine that nothing else uses.
 """
 
 
