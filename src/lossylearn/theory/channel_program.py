@@ -16,8 +16,12 @@ SLSQP (scipy) with exact gradients: ``dI/dW[x,y] = p_x log(W[x,y] / q_y)`` and
   ``L(sum lambda_k c_k - M_t' eta_t) - lambda'b + sum_t (eta_t' r_t - P_t max eta_t)``, where
   ``L(cost) = min_W I + E cost`` is evaluated by Blahut-Arimoto with its own certified lower
   bound. The multipliers are fitted to the primal optimum (whose channel has the form
-  ``W ∝ q exp(-cost)``) and polished by dual ascent; ``lower_bound`` is then a proof that no
-  channel does better, and ``rate - lower_bound`` the solver's error bar.
+  ``W ∝ q exp(-cost)``; mass-weighted least squares, slack constraints at zero) and then
+  maximised by SLSQP on the smooth dual; ``lower_bound`` is then a proof that no channel does
+  better, and ``rate - lower_bound`` the solver's error bar. SLSQP's stopping rule on the primal
+  can fire short of the optimum at a point that moves with the processor's rounding, so a convex
+  program whose gap exceeds ``POLISH_GAP`` is re-solved from its best channel (up to
+  ``POLISH_RESTARTS`` times).
 - ``H(S|Y) <= C`` is not convex in ``W`` (conditional entropy is concave), so with such
   constraints SLSQP finds local optima; the solver runs from several starting channels and keeps
   the best feasible one. Its rate is achievable (an upper bound on the true minimum) and carries
