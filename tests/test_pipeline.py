@@ -403,7 +403,7 @@ def test_manifest_measures_the_noise_left_after_clipping(tmp_path):
     labels = rng.integers(0, 10, size=64)
     for level, expected in ((128, 20.0), (0, 10.0)):
         images = np.full((64, 16, 16, 1), level, dtype=np.uint8)
-        m = lossylearn.compress(
+        lossylearn.compress(
             images=images, labels=labels, noise="laplace", b=20, codec="png",
             out=tmp_path / f"g{level}", seed=3, progress=False, warn=lambda _: None,
         )  # fmt: skip
