@@ -10,17 +10,16 @@ import atexit
 import functools
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lossylearn.codecs.learned.checkpoint import Checkpoint, save_checkpoint
 from lossylearn.codecs.learned.models import ModelConfig
-from lossylearn.codecs.learned.train import TrainConfig, train_ladder
+from lossylearn.codecs.learned.train import CodecTrainConfig, train_ladder
 from lossylearn.data import load_dataset
+from lossylearn.learn import torch_threads
 
 __all__ = ["TINY", "mnist", "one_thread", "tiny_checkpoint"]
 
@@ -31,15 +30,9 @@ TINY = {
 LAMBDAS = (0.0003, 0.03)
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
+def one_thread() -> AbstractContextManager[None]:
     """Run torch on one thread (much faster than two on a shared, busy machine), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,7 +48,7 @@ def tiny_checkpoint(architecture: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f"llc-{architecture}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     train, _ = mnist()
-    config = TrainConfig(epochs=2, batch_size=8, lr=5e-3, max_steps=60, seed=1)
+    config = CodecTrainConfig(epochs=2, batch_size=8, lr=5e-3, max_steps=60, seed=1)
     with one_thread():
         rungs = train_ladder(train, TINY[architecture], LAMBDAS, config, finetune_epochs=1)
     ck = Checkpoint(TINY[architecture], "mse", rungs, {"dataset": "mnist (test fixture)"})

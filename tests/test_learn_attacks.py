@@ -10,7 +10,7 @@ from torch import nn
 from lossylearn.errors import LossylearnError
 from lossylearn.learn import (
     ModelConfig,
-    TrainConfig,
+    ClassifierTrainConfig,
     accuracy,
     adversarial_images,
     fgsm,
@@ -40,7 +40,7 @@ def trained() -> tuple[nn.Module, np.ndarray, np.ndarray]:
         x[:1000],
         y[:1000],
         model_config=ModelConfig("cnn", 1, (28, 28), 10),
-        config=TrainConfig(epochs=2, seed=0, threads=1, progress=False),
+        config=ClassifierTrainConfig(epochs=2, seed=0, threads=1, progress=False),
     )
     return res.model, x[4000:4400], y[4000:4400]
 

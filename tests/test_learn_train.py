@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from lossylearn.errors import LossylearnError
-from lossylearn.learn import ModelConfig, TrainConfig, accuracy, torch_threads, train_classifier
+from lossylearn.learn import (
+    ClassifierTrainConfig,
+    ModelConfig,
+    accuracy,
+    images_to_tensor,
+    resolve_device,
+    seeded,
+    torch_threads,
+    train_classifier,
+)
 
 CNN = ModelConfig("cnn", 1, (28, 28), 10)
 
@@ -34,7 +43,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def test_cnn_learns_digits_far_above_chance(digits) -> None:
     x, y = digits
     res = train_classifier(
-        x[:1500], y[:1500], model_config=CNN, config=TrainConfig(epochs=2, seed=0, progress=False)
+        x[:1500], y[:1500], model_config=CNN, config=ClassifierTrainConfig(epochs=2, seed=0, progress=False)
     )
     acc = accuracy(res.model, x[4000:], y[4000:])
     # chance is 10%; a 2-epoch CNN on 1500 digits reaches ~90% on held-out digits.
@@ -46,7 +55,7 @@ def test_cnn_learns_digits_far_above_chance(digits) -> None:
 
 def test_training_is_reproducible_and_keeps_global_rng(digits) -> None:
     x, y = digits
-    cfg = TrainConfig(epochs=1, seed=5, progress=False, batch_size=128)
+    cfg = ClassifierTrainConfig(epochs=1, seed=5, progress=False, batch_size=128)
     torch.manual_seed(123)
     before = torch.get_rng_state()
     a = train_classifier(x[:300], y[:300], model_config=CNN, config=cfg)
@@ -56,7 +65,7 @@ def test_training_is_reproducible_and_keeps_global_rng(digits) -> None:
         x[:300],
         y[:300],
         model_config=CNN,
-        config=TrainConfig(epochs=1, seed=6, progress=False, batch_size=128),
+        config=ClassifierTrainConfig(epochs=1, seed=6, progress=False, batch_size=128),
     )
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -76,7 +85,7 @@ def test_sgd_hflip_resnet_learns_rgb_task_in_eval_mode() -> None:
         x,
         y,
         model_config=cfg,
-        config=TrainConfig(
+        config=ClassifierTrainConfig(
             epochs=8, batch_size=16, seed=0, optimizer="sgd", lr=0.05, hflip=True, progress=False
         ),
     )
@@ -92,10 +101,10 @@ def test_training_input_errors(digits) -> None:
     with pytest.raises(LossylearnError, match="uint8"):
         train_classifier(x[:10].astype(np.float32), y[:10], model_config=CNN)
     with pytest.raises(LossylearnError, match="epochs"):
-        TrainConfig(epochs=0)
+        ClassifierTrainConfig(epochs=0)
     with pytest.raises(LossylearnError, match="no CUDA"):
         if not torch.cuda.is_available():
-            train_classifier(x[:10], y[:10], model_config=CNN, config=TrainConfig(device="cuda"))
+            train_classifier(x[:10], y[:10], model_config=CNN, config=ClassifierTrainConfig(device="cuda"))
         else:
             raise LossylearnError("no CUDA check skipped: a GPU is present")
 
@@ -105,7 +114,7 @@ def test_fixed_step_budget_runs_exactly_that_many_steps(digits) -> None:
     # 100 images, batch 32: 4 steps per pass; 10 steps = 2 full passes + 2 steps of a third.
     res = train_classifier(
         x[:100], y[:100], model_config=CNN,
-        config=TrainConfig(steps=10, batch_size=32, seed=0, progress=False, epochs=1),
+        config=ClassifierTrainConfig(steps=10, batch_size=32, seed=0, progress=False, epochs=1),
     )  # fmt: skip
     assert len(res.epoch_losses) == 3
     assert res.images_per_second > 0

@@ -422,7 +422,9 @@ def test_match_noise_effective_targets_the_noise_left_after_clipping(tmp_path, m
     clean = read_clean_stats(tmp_path / "eff")
     assert m.codec["target_distortion"] == pytest.approx(clean.mae_noisy_to_clean, rel=0.03)
     assert m.codec["target_distortion"] < 0.6 * m.noise["b"]
-    with pytest.raises(LossylearnError, match="needs --seed"):
-        lossylearn.compress(out=tmp_path / "unseeded", seed=None, **kw)
-    with pytest.raises(LossylearnError, match="match-noise"):
+    # unseeded too: the estimate comes from chunk 0's stored noisy images themselves
+    u = lossylearn.compress(out=tmp_path / "unseeded", seed=None, **kw)
+    assert u.codec["target_basis"] == "effective" and u.has_guarantee
+    assert u.codec["target_distortion"] == pytest.approx(m.codec["target_distortion"], rel=0.05)
+    with pytest.raises(LossylearnError, match="target basis"):
         lossylearn.compress(out=tmp_path / "bad", seed=0, **{**kw, "match_noise": "typical"})

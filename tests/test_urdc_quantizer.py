@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lossylearn.errors import CodecError, LossylearnError
-from lossylearn.urdc.quantizer import (
+from lossylearn.studies.urdc.quantizer import (
     HEADER_BYTES,
     BitstreamHeader,
     DitheredQuantizer,

@@ -1,11 +1,18 @@
-"""Classifiers, training, adversarial attacks and evaluation used by the studies."""
+"""The training toolkit: classifiers, the training loop, attacks, evaluation, devices and tensors.
+
+Every study trains through this package: :mod:`.devices` (device names, thread counts, seeded
+blocks), :mod:`.tensors` (uint8 images to float tensors, shift augmentation), :mod:`.progress`
+(Rich bars), :mod:`.models`, :mod:`.train`, :mod:`.attacks` and :mod:`.evaluate`.
+"""
 
 from __future__ import annotations
 
 from .attacks import ATTACKS, fgsm, pgd
+from .devices import DEVICE_NAMES, resolve_device, seeded, torch_threads
 from .evaluate import Accuracy, accuracy, adversarial_images, float_to_uint8, predict
 from .models import (
     MODEL_NAMES,
+    LeNet,
     ModelConfig,
     ResNet,
     SmallCNN,
@@ -15,28 +22,25 @@ from .models import (
     load_checkpoint,
     save_checkpoint,
 )
-from .train import (
-    TrainConfig,
-    TrainResult,
-    images_to_tensor,
-    resolve_device,
-    to_float_batch,
-    torch_threads,
-    train_classifier,
-)
+from .progress import progress_bars
+from .tensors import check_images, images_to_tensor, random_shift, to_float_batch
+from .train import ClassifierTrainConfig, TrainResult, train_classifier
 
 __all__ = [
     "ATTACKS",
     "Accuracy",
+    "ClassifierTrainConfig",
+    "DEVICE_NAMES",
+    "LeNet",
     "MODEL_NAMES",
     "ModelConfig",
     "ResNet",
     "SmallCNN",
-    "TrainConfig",
     "TrainResult",
     "accuracy",
     "adversarial_images",
     "build_model",
+    "check_images",
     "count_parameters",
     "default_model_name",
     "fgsm",
@@ -45,8 +49,11 @@ __all__ = [
     "load_checkpoint",
     "pgd",
     "predict",
+    "progress_bars",
+    "random_shift",
     "resolve_device",
     "save_checkpoint",
+    "seeded",
     "to_float_batch",
     "torch_threads",
     "train_classifier",

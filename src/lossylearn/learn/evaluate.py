@@ -11,7 +11,8 @@ from torch import nn
 
 from ..errors import LossylearnError
 from .attacks import ATTACKS, fgsm, pgd
-from .train import resolve_device, to_float_batch
+from .devices import resolve_device
+from .tensors import to_float_batch
 
 __all__ = [
     "Accuracy",

@@ -1,4 +1,4 @@
-"""Image classifiers written with torch alone: a small CNN for digit-sized inputs and ResNet-18/34.
+"""Image classifiers written with torch alone: small CNNs for digit-sized inputs and ResNet-18/34.
 
 Every model takes float images in [0, 1] shaped (N, C, H, W) and returns logits. The input
 normalisation lives inside the model (a fixed affine map), so attacks and codecs work in pixel space.
@@ -16,11 +16,13 @@ import torch
 from torch import nn
 
 from ..errors import LossylearnError
+from .devices import seeded
 
 __all__ = [
     "MODEL_NAMES",
     "ModelConfig",
     "SmallCNN",
+    "LeNet",
     "ResNet",
     "build_model",
     "default_model_name",
@@ -98,6 +100,39 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(self.scale(x)))
+
+
+class LeNet(nn.Module):
+    """Two valid 5x5 convs (w/2 and w channels, each followed by 2x2 max-pooling), FC 128, FC out.
+
+    With ``width=64`` on 28x28 digits: conv5(32)-pool-conv5(64)-pool-fc128-fc10, the frozen
+    classifier of the uRDC anchor (the universal rate-distortion-classification study). Pixels in
+    [0, 1] enter unscaled. Needs images of at least 16 pixels a side.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: tuple[int, int], num_classes: int, width: int = 64
+    ) -> None:
+        super().__init__()
+        h, w = image_size
+        if h < 16 or w < 16 or width < 2:
+            raise LossylearnError(
+                f"LeNet needs images of at least 16x16 pixels and width >= 2, got {h}x{w}, {width}"
+            )
+        c1, c2 = width // 2, width
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        flat = c2 * (((h - 4) // 2 - 4) // 2) * (((w - 4) // 2 - 4) // 2)
+        self.head = nn.Sequential(nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
 
 
 class BasicBlock(nn.Module):
@@ -184,11 +219,18 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(out), 1))
 
 
-MODEL_NAMES: tuple[str, ...] = ("cnn", "resnet18", "resnet34")
+MODEL_NAMES: tuple[str, ...] = ("cnn", "resnet18", "resnet34", "lenet")
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """Build an untrained classifier from its configuration (weights from torch's current RNG)."""
+def build_model(config: ModelConfig, *, seed: int | None = None) -> nn.Module:
+    """Build an untrained classifier (on the CPU) from its configuration.
+
+    The initial weights are a function of ``seed`` (torch's global random state is left as it
+    was); ``seed=None`` draws them from torch's global random state.
+    """
+    if seed is not None:
+        with seeded(seed):
+            return build_model(config)
     if config.in_channels < 1 or config.num_classes < 2:
         raise LossylearnError(
             f"a classifier needs >= 1 input channel and >= 2 classes, got {config.in_channels} "
@@ -196,6 +238,8 @@ def build_model(config: ModelConfig) -> nn.Module:
         )
     if config.name == "cnn":
         return SmallCNN(config.in_channels, config.image_size, config.num_classes)
+    if config.name == "lenet":
+        return LeNet(config.in_channels, config.image_size, config.num_classes, config.width)
     if config.name in _RESNET_LAYERS:
         if config.width < 1:
             raise LossylearnError(f"ResNet width must be positive, got {config.width}")

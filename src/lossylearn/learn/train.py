@@ -2,38 +2,34 @@
 
 Images enter as uint8 arrays (N, H, W, C) (what stores and datasets hold) and are turned into float
 tensors in [0, 1] one batch at a time, so a large dataset never needs a float copy in memory.
-All randomness (initial weights, shuffling, dropout, flips) comes from ``TrainConfig.seed``; the
-global torch RNG state is restored afterwards.
+All randomness (initial weights, shuffling, dropout, flips, shifts) comes from
+``ClassifierTrainConfig.seed``: shuffling and augmentation draw from an explicit generator, the
+weights and dropout from torch's global state inside :func:`~.devices.seeded`, which restores it
+afterwards. The thread count is restored too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import LossylearnError
+from .devices import resolve_device, seeded, torch_threads
 from .models import ModelConfig, build_model
+from .progress import progress_bars
+from .tensors import check_images, random_shift, to_float_batch
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "resolve_device",
-    "to_float_batch",
-    "images_to_tensor",
-    "torch_threads",
-    "train_classifier",
-]
+__all__ = ["ClassifierTrainConfig", "TrainResult", "train_classifier"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters and execution settings of one training run."""
+class ClassifierTrainConfig:
+    """Hyper-parameters and execution settings of one classifier training run."""
 
     epochs: int = 5
     batch_size: int = 64
@@ -45,6 +41,8 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     hflip: bool = False
+    shift: int = 0
+    """Translate each training image by a random offset of up to this many pixels (zero fill)."""
     steps: int | None = None
     """If set, train for exactly this many optimizer steps (as many passes as that takes) instead of
     ``epochs`` passes: the way to give training sets of different sizes the same compute."""
@@ -62,6 +60,20 @@ class TrainConfig:
             raise LossylearnError(f"unknown optimizer {self.optimizer!r}; known: adam, sgd")
         if self.threads is not None and self.threads < 1:
             raise LossylearnError(f"threads must be >= 1, got {self.threads}")
+        if self.shift < 0:
+            raise LossylearnError(f"shift must be >= 0 pixels, got {self.shift}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        """Optimizer steps of one pass over ``n_images`` (the last batch may be smaller)."""
+        return (n_images + self.batch_size - 1) // self.batch_size
+
+    def total_steps(self, n_images: int) -> int:
+        """Optimizer steps of a whole run on ``n_images``."""
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch(n_images)
 
 
 @dataclass
@@ -78,87 +90,10 @@ class TrainResult:
     device: str = "cpu"
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is a user error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LossylearnError("device 'cuda' requested but no CUDA GPU is available")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise LossylearnError(f"unknown device {device!r}") from exc
-
-
-def to_float_batch(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on the batch's own device."""
-    return batch.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-
-
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) array -> float32 (N, C, H, W) tensor in [0, 1]."""
-    arr = _check_images(images)
-    return to_float_batch(torch.from_numpy(np.ascontiguousarray(arr)))
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op CPU thread count (``None`` leaves it alone)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _check_images(images: np.ndarray) -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
-        raise LossylearnError("images must be a uint8 array shaped (N, H, W, C)")
-    return images
-
-
-def _progress(enabled: bool, description: str, total: int):  # type: ignore[no-untyped-def]
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-        disable=not enabled,
-        transient=True,
-    )
-    task = progress.add_task(description, total=total, loss=float("nan"))
-    return progress, task
-
-
-def train_classifier(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    model_config: ModelConfig,
-    config: TrainConfig | None = None,
-    description: str = "training",
-) -> TrainResult:
-    """Train a fresh classifier of ``model_config`` on uint8 images and integer labels.
-
-    Uses cross-entropy, Adam (or SGD with momentum 0.9 and a cosine schedule), optional random
-    horizontal flips, and the device and CPU thread count in ``config``. Runs ``config.epochs``
-    passes, or exactly ``config.steps`` optimizer steps when that is set.
-    """
-    cfg = config or TrainConfig()
-    imgs = _check_images(images)
+def _check_inputs(
+    images: np.ndarray, labels: np.ndarray, model_config: ModelConfig, cfg: ClassifierTrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    imgs = check_images(images)
     labs = np.asarray(labels, dtype=np.int64)
     if len(imgs) != len(labs):
         raise LossylearnError(f"{len(imgs)} images but {len(labs)} labels")
@@ -174,10 +109,32 @@ def train_classifier(
             f"images are {h}x{w}x{c} but the model expects "
             f"{model_config.image_size[0]}x{model_config.image_size[1]}x{model_config.in_channels}"
         )
+    if cfg.shift >= min(h, w):
+        raise LossylearnError(f"shift must be smaller than the images ({h}x{w}), got {cfg.shift}")
+    return imgs, labs
+
+
+def train_classifier(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    model_config: ModelConfig,
+    config: ClassifierTrainConfig | None = None,
+    description: str = "training",
+    on_step: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Train a fresh classifier of ``model_config`` on uint8 images and integer labels.
+
+    Uses cross-entropy, Adam (or SGD with momentum 0.9 and a cosine schedule), optional random
+    horizontal flips and shifts, and the device and CPU thread count in ``config``. Runs
+    ``config.epochs`` passes, or exactly ``config.steps`` optimizer steps when that is set.
+    ``on_step`` is called after every optimizer step (e.g. to advance a caller's progress bar).
+    The model is returned in eval mode.
+    """
+    cfg = config or ClassifierTrainConfig()
+    imgs, labs = _check_inputs(images, labels, model_config, cfg)
     device = resolve_device(cfg.device)
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch_threads(cfg.threads), torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(cfg.seed)
+    with torch_threads(cfg.threads), seeded(cfg.seed, device):
         model = build_model(model_config).to(device)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         x_all = torch.from_numpy(np.ascontiguousarray(imgs))
@@ -185,8 +142,8 @@ def train_classifier(
         if device.type == "cuda":
             x_all, y_all = x_all.to(device), y_all.to(device)
         n = len(x_all)
-        steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-        total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+        steps_per_epoch = cfg.steps_per_epoch(n)
+        total_steps = cfg.total_steps(n)
         n_epochs = (total_steps + steps_per_epoch - 1) // steps_per_epoch
         if cfg.optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(
@@ -202,11 +159,11 @@ def train_classifier(
         losses: list[float] = []
         seen = 0
         start = time.perf_counter()
-        progress, task = _progress(cfg.progress, description, total_steps)
         done = 0
         images_seen = 0
         correct_t = torch.zeros((), dtype=torch.long, device=device)
-        with progress:
+        with progress_bars(cfg.progress, transient=True) as bars:
+            advance = bars(description, total_steps)
             for epoch in range(n_epochs):
                 model.train()
                 order = torch.randperm(n, generator=gen)
@@ -223,6 +180,7 @@ def train_classifier(
                         flip = torch.rand(len(idx), generator=gen) < 0.5
                         flip = flip.to(device)
                         xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+                    xb = random_shift(xb, cfg.shift, gen)
                     logits = model(xb)
                     loss = loss_fn(logits, yb)
                     opt.zero_grad(set_to_none=True)
@@ -236,12 +194,10 @@ def train_classifier(
                     if last_epoch:
                         correct_t += (logits.detach().argmax(1) == yb).sum()
                         seen += len(idx)
-                    if (
-                        cfg.progress and done % 25 == 1
-                    ):  # reading the loss syncs a GPU: not every step
-                        progress.update(task, advance=1, loss=float(loss.detach()))
-                    else:
-                        progress.update(task, advance=1)
+                    # reading the loss syncs a GPU: not every step
+                    advance(float(loss.detach()) if cfg.progress and done % 25 == 1 else None)
+                    if on_step is not None:
+                        on_step()
                 losses.append(float(total) / seen_epoch)
                 images_seen += seen_epoch
         if device.type == "cuda":

@@ -86,7 +86,8 @@ def matched_checkpoint(
     number of training images and the seconds spent (0 when reused).
     """
     from ..codecs.learned.checkpoint import read_config, save_checkpoint
-    from ..codecs.learned.train import TrainConfig, train_codec
+    from ..codecs.learned.train import CodecTrainConfig as TrainConfig
+    from ..codecs.learned.train import train_codec
 
     settings = config.identity()
     started = time.perf_counter()

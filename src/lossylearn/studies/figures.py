@@ -22,13 +22,14 @@ _PANELS = (("clean", "a", "Tested on noise-free examples"), ("noisy", "b", "Test
            ("lcon", "c", "Tested on LCoN examples"))  # fmt: skip
 
 
-def _plt() -> Any:
-    import matplotlib
+def _subplots(*grid: int, figsize: tuple[float, float], **kwargs: Any) -> tuple[Any, Any]:
+    """``plt.subplots`` drawn by the Agg canvas: no pyplot, no global backend switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def _series(summary: Sequence[SummaryRow], **match: Any) -> list[SummaryRow]:
@@ -39,7 +40,6 @@ def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
     return path
 
 
@@ -61,10 +61,9 @@ def plot_fig2(
 ) -> dict[str, Path]:
     """Fig. 2 (a)-(c): accuracy vs PSNR per training scheme; (d): accuracy vs FGSM epsilon at
     ``adv_psnr`` (filled markers FGSM, empty markers LCoN-processed FGSM); (e): PGD vs PSNR."""
-    plt = _plt()
     paths: dict[str, Path] = {}
     for test, letter, title in _PANELS:
-        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        fig, ax = _subplots(figsize=(4.6, 3.4))
         for scheme, (colour, name, marker) in SCHEME_STYLE.items():
             pts = sorted(
                 _series(summary, sweep="noise", train=scheme, test=test), key=lambda s: s.psnr
@@ -74,7 +73,7 @@ def plot_fig2(
         _finish(ax, "PSNR of noisy images (dB)", f"({letter}) {title}")
         paths[f"fig2{letter}_{test}"] = _save(fig, out_dir / f"fig2{letter}_{test}.png")
 
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    fig, ax = _subplots(figsize=(4.6, 3.4))
     drawn = False
     for scheme, (colour, name, marker) in SCHEME_STYLE.items():
         for test, filled in (("fgsm", True), ("lcon-fgsm", False)):
@@ -94,13 +93,11 @@ def plot_fig2(
             f"(d) Tested on adversarial (FGSM) examples, PSNR {adv_psnr:g} dB",
         )
         paths["fig2d_fgsm"] = _save(fig, out_dir / "fig2d_fgsm.png")
-    else:
-        plt.close(fig)
 
     # PGD, the stronger extra attack: accuracy vs PSNR, one line per scheme and epsilon.
     pgd_eps = sorted({s.epsilon for s in summary if s.sweep == "noise" and s.test == "pgd"})
     if pgd_eps:
-        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        fig, ax = _subplots(figsize=(4.6, 3.4))
         styles = ["-", "--", ":", "-."]
         for scheme, (colour, name, marker) in SCHEME_STYLE.items():
             for k, eps in enumerate(pgd_eps):
@@ -123,13 +120,12 @@ def plot_fig3(
     """Fig. 3: LCoN-train accuracy vs the codec distortion reached, with a vertical line at the
     matched distortion; left: clean, noisy and LCoN test sets, right: FGSM (middle epsilon), each
     on its own scale. Points are labelled with their target distortion."""
-    plt = _plt()
     rows = _series(summary, sweep="distortion", train="lcon")
     if not rows:
         return None
     eps = sorted({s.epsilon for s in rows if s.test == "fgsm"})
     mid = eps[len(eps) // 2] if eps else None
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         1,
         2 if mid is not None else 1,
         figsize=(9.6 if mid is not None else 5.2, 3.6),
@@ -174,9 +170,8 @@ def plot_fig3(
 
 def plot_samples(rows: list[tuple[str, np.ndarray]], path: Path) -> Path:
     """A grid of sample images: one labelled row per (label, uint8 (n, H, W, C) images)."""
-    plt = _plt()
     n_cols = max(len(imgs) for _, imgs in rows)
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(rows), n_cols, figsize=(0.9 * n_cols + 1.4, 0.95 * len(rows)), squeeze=False
     )
     for r, (label, imgs) in enumerate(rows):

@@ -54,9 +54,9 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import LossylearnError
+from ..learn import ClassifierTrainConfig as TrainConfig
 from ..learn import (
     ModelConfig,
-    TrainConfig,
     accuracy,
     adversarial_images,
     build_model,

@@ -70,7 +70,7 @@ def main(
     ),
 ) -> None:
     """Train the classifier, end-to-end and universal models of a profile; write results and report."""
-    from lossylearn.urdc.study import get_profile, override_profile, run_study  # imports torch
+    from lossylearn.studies.urdc.study import get_profile, override_profile, run_study  # imports torch
 
     console = Console(stderr=True)
     try:

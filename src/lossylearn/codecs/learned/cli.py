@@ -136,7 +136,8 @@ def train_from_dataset(
     """
     from lossylearn.codecs.learned.checkpoint import save_checkpoint
     from lossylearn.codecs.learned.models import preset_config
-    from lossylearn.codecs.learned.train import TrainConfig, train_codec
+    from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
+    from lossylearn.codecs.learned.train import train_codec
 
     start = time.perf_counter()
     if noise not in ("none", "gaussian", "laplace"):

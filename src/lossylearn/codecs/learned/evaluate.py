@@ -219,16 +219,16 @@ def evaluate(
 
 def write_evaluation(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``results.json`` and the rate-distortion plot ``rd.png`` into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "results.json"
     json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig = Figure(figsize=(6.4, 4.6))  # drawn by Agg: no pyplot, no global backend switch
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     names = list(dict.fromkeys(r.codec for r in result.rows))
     for name in names:
         pts = sorted((r.bpp, r.psnr) for r in result.rows if r.codec == name)
@@ -256,5 +256,4 @@ def write_evaluation(result: EvalResult, out_dir: str | Path) -> tuple[Path, Pat
     fig.tight_layout()
     png_path = out / "rd.png"
     fig.savefig(png_path, dpi=120)
-    plt.close(fig)
     return json_path, png_path

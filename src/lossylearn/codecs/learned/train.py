@@ -14,16 +14,16 @@ then inside the bracket), warm-starting from the nearest trained model, until
 ``|D - T| <= tolerance * T``. The model closest to the target is kept.
 
 Threads: training runs on :data:`DEFAULT_THREADS` (1) torch CPU threads unless
-``TrainConfig.threads`` says otherwise (``None``: leave torch's setting alone); the count used is
-recorded in each rung's ``info["train"]["threads"]``.
+``CodecTrainConfig.threads`` says otherwise (``None``: leave torch's setting alone); the count used
+is recorded in each rung's ``info["train"]["threads"]``. The count and torch's random state are
+restored afterwards (:func:`lossylearn.learn.torch_threads`, :func:`lossylearn.learn.seeded`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -36,12 +36,13 @@ from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
 from lossylearn.codecs.learned.models import ModelConfig, build_model, preset_config
 from lossylearn.codecs.metrics import image_distortion
 from lossylearn.errors import CodecError
+from lossylearn.learn.devices import seeded, torch_threads
 
 __all__ = [
     "DEFAULT_THREADS",
     "RungMetrics",
+    "CodecTrainConfig",
     "TargetFit",
-    "TrainConfig",
     "fit_target",
     "initial_lambda",
     "measure",
@@ -66,26 +67,8 @@ One thread is at worst a little slower and never collapses; ask for more with ``
 """
 
 
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block on ``n`` torch CPU threads (``None``: unchanged), then restore the count."""
-    if n is None:
-        yield
-        return
-    if n < 1:
-        raise CodecError(f"threads must be at least 1, got {n}")
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
-class TrainConfig:
+class CodecTrainConfig:
     """How to train one rung."""
 
     distortion: str = "mse"
@@ -192,7 +175,7 @@ def train_rung(
     images: np.ndarray,
     model_config: ModelConfig,
     lmbda: float,
-    config: TrainConfig,
+    config: CodecTrainConfig,
     *,
     init_state: dict[str, torch.Tensor] | None = None,
     epochs: int | None = None,
@@ -209,7 +192,7 @@ def _train_rung(
     images: np.ndarray,
     model_config: ModelConfig,
     lmbda: float,
-    config: TrainConfig,
+    config: CodecTrainConfig,
     *,
     init_state: dict[str, torch.Tensor] | None,
     epochs: int | None,
@@ -220,8 +203,7 @@ def _train_rung(
         raise CodecError(f"lambda must be a positive number, got {lmbda}")
     n_epochs = int(epochs if epochs is not None else config.epochs)
     dev = _device(config.device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with seeded(config.seed):
         model = build_model(model_config)
     if init_state is not None:
         model.load_state_dict(init_state)
@@ -330,7 +312,7 @@ def train_ladder(
     images: np.ndarray,
     model_config: ModelConfig,
     lmbdas: Sequence[float],
-    config: TrainConfig,
+    config: CodecTrainConfig,
     *,
     finetune_epochs: int | None = None,
     validation: np.ndarray | None = None,
@@ -347,7 +329,7 @@ def _train_ladder(
     images: np.ndarray,
     model_config: ModelConfig,
     lmbdas: Sequence[float],
-    config: TrainConfig,
+    config: CodecTrainConfig,
     finetune_epochs: int | None,
     validation: np.ndarray | None,
 ) -> list[Rung]:
@@ -400,7 +382,7 @@ def fit_target(
     images: np.ndarray,
     model_config: ModelConfig,
     target: float,
-    config: TrainConfig,
+    config: CodecTrainConfig,
     *,
     validation: np.ndarray,
     tolerance: float = 0.05,
@@ -420,7 +402,7 @@ def _fit_target(
     images: np.ndarray,
     model_config: ModelConfig,
     target: float,
-    config: TrainConfig,
+    config: CodecTrainConfig,
     *,
     validation: np.ndarray,
     tolerance: float,
@@ -516,7 +498,7 @@ def _next_lambda(
 def train_codec(
     images: np.ndarray,
     *,
-    config: TrainConfig,
+    config: CodecTrainConfig,
     model_config: ModelConfig | None = None,
     lmbdas: Sequence[float] | None = None,
     target: float | None = None,

@@ -14,8 +14,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -24,7 +23,18 @@ import torch
 from torch import nn
 
 from lossylearn.errors import LossylearnError, StoreError
-from lossylearn.urdc.metrics import (
+from lossylearn.learn import (
+    ClassifierTrainConfig,
+    build_model,
+    images_to_tensor,
+    progress_bars,
+    resolve_device,
+    seeded,
+    torch_threads,
+    train_classifier,
+)
+from lossylearn.learn.progress import BarFactory
+from lossylearn.studies.urdc.metrics import (
     classifier_scores,
     codec_metrics,
     estimate_w1,
@@ -32,8 +42,8 @@ from lossylearn.urdc.metrics import (
     receive,
     transmit,
 )
-from lossylearn.urdc.models import Classifier, Encoder, NetConfig, build_decoder
-from lossylearn.urdc.profiles import (
+from lossylearn.studies.urdc.models import CLASSIFIER, Encoder, NetConfig, build_decoder
+from lossylearn.studies.urdc.profiles import (
     PROFILES,
     ModelSpec,
     StudyProfile,
@@ -41,16 +51,9 @@ from lossylearn.urdc.profiles import (
     override_profile,
     plan_models,
 )
-from lossylearn.urdc.quantizer import BitstreamSize, DitheredQuantizer
-from lossylearn.urdc.results import Penalty, ResultRow, StudyResult, compute_penalties
-from lossylearn.urdc.train import (
-    Head,
-    TrainConfig,
-    images_to_tensor,
-    resolve_device,
-    train_classifier,
-    train_codec,
-)
+from lossylearn.studies.urdc.quantizer import BitstreamSize, DitheredQuantizer
+from lossylearn.studies.urdc.results import Penalty, ResultRow, StudyResult, compute_penalties
+from lossylearn.studies.urdc.train import Head, UrdcTrainConfig, train_codec
 
 __all__ = [
     "PROFILES",
@@ -93,36 +96,6 @@ def _try_load(directory: Path, modules: dict[str, nn.Module], config: dict[str, 
     return True
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[], None]]]:
-    """Yield a factory ``(description, total) -> advance()`` backed by a Rich progress bar."""
-    if not enabled:
-        yield lambda desc, total: lambda: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
-
-        def factory(desc: str, total: int) -> Callable[[], None]:
-            task = bar.add_task(desc, total=total)
-            return lambda: bar.advance(task)
-
-        yield factory
-
-
 def _sample_indices(labels: np.ndarray) -> np.ndarray:
     """First test image of each class (up to 10), for the report's reconstruction strips."""
     picks = [int(np.flatnonzero(labels == k)[0]) for k in range(10) if np.any(labels == k)]
@@ -152,11 +125,12 @@ class _StudyRun:
             raise LossylearnError(
                 f"the urdc study needs 28x28 grayscale digits, got {ds.image_shape}"
             )
+        self.train_images, self.train_labels = ds.train_images, ds.train_labels
         self.x_tr = images_to_tensor(ds.train_images, dev)
         self.y_tr = torch.from_numpy(ds.train_labels).to(dev)
         self.x_te = images_to_tensor(ds.test_images, dev)
         self.y_te = torch.from_numpy(ds.test_labels).to(dev)
-        self.train_cfg = TrainConfig(
+        self.train_cfg = UrdcTrainConfig(
             epochs=profile.epochs,
             batch_size=profile.batch_size,
             augment_shift=profile.augment_shift,
@@ -190,7 +164,7 @@ class _StudyRun:
             },
             "bitstream": "urdc v1: 24-byte header + one mixed-radix integer of ceil(N d log2 L) bits",
         }
-        self.classifier = Classifier().to(dev)
+        self.classifier: nn.Module = build_model(CLASSIFIER, seed=seed).to(dev)
         self.classifier_config: dict[str, object] = {}
         self.encoders: dict[str, Encoder] = {}
         self.bitstreams: dict[str, tuple[tuple[bytes, BitstreamSize], bytes]] = {}
@@ -205,30 +179,39 @@ class _StudyRun:
         """Seed of one model: a function of the study seed and the model's id, not its position."""
         return self.seed + zlib.crc32(model_id.encode()) % 1_000_000
 
-    def train_classifier(self, bar: Callable[[str, int], Callable[[], None]]) -> None:
+    def train_classifier(self, bar: BarFactory) -> None:
         """Train (or reload) the frozen classifier and record its test scores."""
         prof = self.profile
+        tcfg = ClassifierTrainConfig(
+            epochs=prof.classifier_epochs,
+            batch_size=128,
+            lr=1e-3,
+            seed=self.seed,
+            shift=prof.classifier_augment_shift,
+            device=str(self.dev),
+            progress=False,
+        )
         self.classifier_config = cfg = {
             "kind": "classifier",
             "epochs": prof.classifier_epochs,
             "seed": self.seed,
             "data": self.data_note,
             "architecture": "conv5(32)-pool-conv5(64)-pool-fc128-fc10",
+            "trainer": "lossylearn.learn.train_classifier",
+            "model": CLASSIFIER.to_dict(),
+            "train": {k: v for k, v in tcfg.to_dict().items() if k not in ("device", "progress")},
         }
         if prof.classifier_augment_shift:
             cfg["augment_shift"] = prof.classifier_augment_shift
         if not _try_load(self.models_dir / "classifier", {"weights": self.classifier}, cfg):
-            steps = prof.classifier_epochs * TrainConfig(batch_size=128).steps_per_epoch(
-                self.x_tr.shape[0]
-            )
             self.classifier = train_classifier(
-                self.x_tr,
-                self.y_tr,
-                epochs=prof.classifier_epochs,
-                seed=self.seed,
-                augment_shift=prof.classifier_augment_shift,
-                on_step=bar("classifier", steps),
-            )
+                self.train_images,
+                self.train_labels,
+                model_config=CLASSIFIER,
+                config=tcfg,
+                description="classifier",
+                on_step=bar("classifier", tcfg.total_steps(len(self.train_images))),
+            ).model
             _save(self.models_dir / "classifier", {"weights": self.classifier}, cfg)
         self.classifier.eval().requires_grad_(False)
         ce, acc = classifier_scores(self.classifier, self.x_te, self.y_te)
@@ -312,7 +295,7 @@ class _StudyRun:
             f"acc {metrics['accuracy']:.3f} W1 {metrics['w1']:.3f}"
         )
 
-    def run_model(self, spec: ModelSpec, bar: Callable[[str, int], Callable[[], None]]) -> None:
+    def run_model(self, spec: ModelSpec, bar: BarFactory) -> None:
         """Train (or reload) one planned model, evaluate it, and record its rows."""
         net = NetConfig(latent_dim=spec.rate[0], levels=spec.rate[1], decoder=self.profile.decoder)
         q = DitheredQuantizer(net.latent_dim, net.levels)
@@ -330,16 +313,21 @@ class _StudyRun:
             "data": self.data_note,
             "classifier": self.classifier_config,
         }
-        torch.manual_seed(seed)
         steps = train_cfg.epochs * train_cfg.steps_per_epoch(int(self.x_tr.shape[0]))
-        heads = [Head(build_decoder(net).to(self.dev), o) for o in spec.objectives]
+        with seeded(seed):  # initial weights: decoders (and critics), then a fresh encoder
+            heads = [Head(build_decoder(net).to(self.dev), o) for o in spec.objectives]
+            fresh = (
+                None
+                if spec.kind == "universal"
+                else Encoder(net.latent_dim, net.encoder_width).to(self.dev)
+            )
         modules: dict[str, nn.Module] = {}
         for k, h in enumerate(heads):
             suffix = str(k) if len(heads) > 1 else ""
             modules["decoder" + suffix] = h.decoder
             if h.critic is not None:
                 modules["critic" + suffix] = h.critic
-        if spec.kind == "universal":
+        if fresh is None:
             if spec.encoder_id not in self.encoders:
                 raise LossylearnError(
                     f"universal decoder {spec.model_id} needs encoder {spec.encoder_id}"
@@ -347,8 +335,7 @@ class _StudyRun:
             enc = self.encoders[spec.encoder_id]
             config["encoder_weights"] = f"../{spec.encoder_id}/encoder.pt"
         else:
-            enc = Encoder(net.latent_dim, net.encoder_width).to(self.dev)
-            modules["encoder"] = enc
+            enc = modules["encoder"] = fresh
         if not _try_load(self.models_dir / spec.model_id, modules, config):
             train_codec(
                 enc,
@@ -412,19 +399,21 @@ def run_study(
         raise StoreError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    if threads is not None and dev.type == "cpu":
-        torch.set_num_threads(threads)
-    run = _StudyRun(profile, out, data_dir, seed, dev, threads, log or (lambda s: None))
-    ur = profile.universal_rate
-    with _progress(progress) as bar:
-        run.train_classifier(bar)
-        run.flush()
-        for spec in plan_models(profile):
-            run.run_model(spec, bar)
-            run.result.penalties = compute_penalties(run.result.rows, ur[0] * float(np.log2(ur[1])))
+    # the thread count applies to this run only (restored afterwards)
+    with torch_threads(threads if dev.type == "cpu" else None):
+        run = _StudyRun(profile, out, data_dir, seed, dev, threads, log or (lambda s: None))
+        ur = profile.universal_rate
+        with progress_bars(progress) as bar:
+            run.train_classifier(bar)
             run.flush()
+            for spec in plan_models(profile):
+                run.run_model(spec, bar)
+                run.result.penalties = compute_penalties(
+                    run.result.rows, ur[0] * float(np.log2(ur[1]))
+                )
+                run.flush()
     if write_report:
-        from lossylearn.urdc.report import write_report as _write_report
+        from lossylearn.studies.urdc.report import write_report as _write_report
 
         _write_report(run.result, out)
     run.flush()

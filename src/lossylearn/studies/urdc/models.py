@@ -3,7 +3,9 @@
 The encoder, the transposed-convolution decoder and the critic follow the anchor (the public uRDP
 code); the MLP decoder is the CPU-friendly alternative measured in ``benchmarks/urdc_speed.py``.
 Every network is built from a :class:`NetConfig`, which is saved as JSON next to its weights, so a
-model's shape is never inferred from weight names.
+model's shape is never inferred from weight names. The frozen classifier is the anchor's small CNN,
+:class:`lossylearn.learn.LeNet`, described by :data:`CLASSIFIER` and trained by
+:func:`lossylearn.learn.train_classifier`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import torch
 from torch import nn
 
 from lossylearn.errors import LossylearnError
+from lossylearn.learn.models import ModelConfig
 
 __all__ = [
+    "CLASSIFIER",
     "DECODER_KINDS",
     "IMAGE_PIXELS",
     "NetConfig",
@@ -23,13 +27,13 @@ __all__ = [
     "ConvDecoder",
     "MLPDecoder",
     "Critic",
-    "Classifier",
     "build_decoder",
-    "count_parameters",
 ]
 
 IMAGE_PIXELS = 28 * 28
 DECODER_KINDS: tuple[str, ...] = ("conv", "mlp")
+CLASSIFIER = ModelConfig("lenet", in_channels=1, image_size=(28, 28), num_classes=10, width=64)
+"""The frozen classifier: conv5(32)-pool-conv5(64)-pool-fc128-fc10 on 28x28 digits (the anchor's)."""
 
 
 @dataclass(frozen=True)
@@ -161,33 +165,9 @@ class Critic(nn.Module):
         return self.fc(self.net(x).flatten(1)).squeeze(1)
 
 
-class Classifier(nn.Module):
-    """Small CNN: conv5(32)-pool-conv5(64)-pool-FC(128)-FC(10); logits out."""
-
-    def __init__(self, n_classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, kernel_size=5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.head = nn.Sequential(nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, n_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, 1, 28, 28) in [0, 1] -> logits (B, n_classes)."""
-        return self.head(self.features(x).flatten(1))
-
-
 def build_decoder(config: NetConfig) -> nn.Module:
     """The decoder named by ``config.decoder``."""
     if config.decoder == "conv":
         return ConvDecoder(config.latent_dim)
     return MLPDecoder(config.latent_dim, config.mlp_decoder_hidden)
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -14,10 +14,11 @@ import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from lossylearn.urdc.results import ResultRow, StudyResult
+from lossylearn.studies.urdc.results import ResultRow, StudyResult
 
 __all__ = [
     "ANCHOR_PENALTY",
@@ -119,26 +120,36 @@ def anchor_comparison(rows: list[ResultRow]) -> list[list[object]]:
 _COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 
 
-def _png(fig: object) -> bytes:
+def _figure(size: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure with one axes, drawn by the Agg canvas: no pyplot, no global backend switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return buf.getvalue()
 
 
 def _curve(
-    ax: object, rows: list[ResultRow], x: str, label: str, color: str, outline: bool
+    ax: Any, rows: list[ResultRow], x: str, label: str, color: str, outline: bool
 ) -> None:
     pts = sorted(rows, key=lambda r: getattr(r, x))
     xs = [getattr(r, x) for r in pts]
     ys = [r.mse for r in pts]
     if outline:
-        ax.plot(xs, ys, "-", color=color, alpha=0.6)  # type: ignore[attr-defined]
+        ax.plot(xs, ys, "-", color=color, alpha=0.6)
     ax.scatter(
         xs,
         ys,
         s=55,
         color=color,
-        edgecolors="black" if outline else "none",  # type: ignore[attr-defined]
+        edgecolors="black" if outline else "none",
         linewidths=1.5 if outline else 0,
         label=label,
         zorder=3,
@@ -147,11 +158,6 @@ def _curve(
 
 def plot_figures(result: StudyResult) -> dict[str, bytes]:
     """PNG bytes of the three figures, keyed by file name (only those with data)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = result.rows
     d, levels = result.profile.universal_rate
     ur = d * float(np.log2(levels))
@@ -163,7 +169,7 @@ def plot_figures(result: StudyResult) -> dict[str, bytes]:
         sel = [r for r in rows if r.objective == objective]
         if not sel:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig, ax = _figure((6, 4.2))
         rates = sorted({r.rate_bits for r in sel})
         for k, rate in enumerate(rates):
             e2e = [r for r in sel if r.mode == "end-to-end" and abs(r.rate_bits - rate) < 1e-9]
@@ -196,10 +202,9 @@ def plot_figures(result: StudyResult) -> dict[str, bytes]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         out[name] = _png(fig)
-        plt.close(fig)
     rdc = [r for r in rows if r.objective == "classification" and r.mode == "end-to-end"]
     if rdc:
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig, ax = _figure((6, 4.2))
         for k, rate in enumerate(sorted({r.rate_bits for r in rdc})):
             _curve(
                 ax,
@@ -215,7 +220,6 @@ def plot_figures(result: StudyResult) -> dict[str, bytes]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         out["fig_rdc_rates.png"] = _png(fig)
-        plt.close(fig)
     return out
 
 

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.models import Classifier, Critic, Encoder
-from lossylearn.urdc.quantizer import (
+from lossylearn.learn.devices import seeded
+from lossylearn.studies.urdc.models import Critic, Encoder
+from lossylearn.studies.urdc.quantizer import (
     BitstreamHeader,
     BitstreamSize,
     DitheredQuantizer,
@@ -25,7 +26,7 @@ from lossylearn.urdc.quantizer import (
     empirical_entropy_bits,
     encode_bitstream,
 )
-from lossylearn.urdc.train import critic_step
+from lossylearn.studies.urdc.train import critic_step
 
 __all__ = [
     "CodecMetrics",
@@ -109,7 +110,7 @@ def mean_squared_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def classifier_scores(
-    classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+    classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
 ) -> tuple[float, float]:
     """Mean cross-entropy (nats) and accuracy of the frozen classifier on ``images``."""
     classifier.eval()
@@ -138,13 +139,14 @@ def estimate_w1(
 ) -> float:
     """Fit a fresh WGAN-GP critic for ``steps`` steps on (real_fit, fake_fit); its test gap.
 
-    Real and fake batches are drawn independently (the two samples need not be paired).
+    Real and fake batches are drawn independently (the two samples need not be paired). The
+    critic's initial weights and the batches are functions of ``seed`` alone.
     """
     if steps < 1:
         raise LossylearnError(f"W1 critic needs at least 1 step, got {steps}")
-    torch.manual_seed(seed)
+    with seeded(seed):
+        critic = Critic().to(real_fit.device)
     gen = torch.Generator().manual_seed(seed)
-    critic = Critic().to(real_fit.device)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
     critic.train()
     n_r, n_f = real_fit.shape[0], fake_fit.shape[0]
@@ -171,7 +173,7 @@ def codec_metrics(
     symbols: np.ndarray,
     size: BitstreamSize,
     quantizer: DitheredQuantizer,
-    classifier: Classifier,
+    classifier: nn.Module,
     w1: float,
 ) -> CodecMetrics:
     """Assemble :class:`CodecMetrics` from a decoded test set."""

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lossylearn.urdc.profiles import StudyProfile
+from lossylearn.studies.urdc.profiles import StudyProfile
 
 __all__ = ["Penalty", "ResultRow", "StudyResult", "compute_penalties"]
 

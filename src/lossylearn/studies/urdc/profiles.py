@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.models import DECODER_KINDS
-from lossylearn.urdc.train import Objective
+from lossylearn.studies.urdc.models import DECODER_KINDS
+from lossylearn.studies.urdc.train import Objective
 
 __all__ = [
     "PROFILES",

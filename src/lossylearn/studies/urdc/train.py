@@ -1,6 +1,7 @@
-"""Training loops: the frozen classifier, end-to-end codecs, universal decoders, shared encoders.
+"""Training loops of the codecs: end-to-end codecs, universal decoders, shared encoders.
 
-One loop, :func:`train_codec`, covers every case. It trains one encoder (or keeps it frozen) and any
+The frozen classifier is trained by :func:`lossylearn.learn.train_classifier`. One loop,
+:func:`train_codec`, covers every codec. It trains one encoder (or keeps it frozen) and any
 number of decoder heads, each with its own objective ``MSE + lambda_c CE(c(g(z)), s) + lambda_p W1``:
 
 * end to end: one head, encoder trained;
@@ -11,6 +12,10 @@ number of decoder heads, each with its own objective ``MSE + lambda_c CE(c(g(z))
 The W1 term follows WGAN-GP: per batch one critic step on (real, reconstruction) with gradient
 penalty, then one generator step whose perception loss is ``-E[critic(x_hat)]``. Heads without a
 perception term have no critic at all.
+
+All randomness of a run (batches, dither, shifts, gradient-penalty mixes) comes from one explicit
+generator seeded by ``seed``; the networks' initial weights are the caller's (build them under
+:func:`lossylearn.learn.seeded`). torch's global random state is neither read nor changed.
 """
 
 from __future__ import annotations
@@ -25,21 +30,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.models import Classifier, Critic, Encoder
-from lossylearn.urdc.quantizer import DitheredQuantizer
+from lossylearn.learn.tensors import random_shift
+from lossylearn.studies.urdc.models import Critic, Encoder
+from lossylearn.studies.urdc.quantizer import DitheredQuantizer
 
 __all__ = [
     "Objective",
-    "TrainConfig",
+    "UrdcTrainConfig",
     "Head",
     "EpochLog",
-    "resolve_device",
-    "images_to_tensor",
-    "train_classifier",
     "train_codec",
     "gradient_penalty",
     "critic_step",
-    "random_shift",
 ]
 
 StepCallback = Callable[[], None]
@@ -69,8 +71,8 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (anchor defaults: Adam, batch 64, lr 1e-2, betas (0.5, 0.9))."""
+class UrdcTrainConfig:
+    """Optimisation settings of the urdc codecs (anchor defaults: Adam, batch 64, lr 1e-2, betas (0.5, 0.9))."""
 
     epochs: int = 30
     batch_size: int = 64
@@ -131,89 +133,10 @@ class EpochLog:
     critic_gap: list[float] = field(default_factory=list)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise LossylearnError("--device cuda was asked for but no CUDA device is available")
-        return torch.device("cuda")
-    raise LossylearnError(f"unknown device {name!r}; known devices: auto, cpu, cuda")
-
-
-def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, 28, 28, 1) -> float32 (N, 1, 28, 28) in [0, 1]."""
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (28, 28, 1):
-        raise LossylearnError(
-            f"expected uint8 images of shape (N, 28, 28, 1), got {images.dtype} {images.shape}"
-        )
-    t = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    return t.to(device=device, dtype=torch.float32).div_(255.0)
-
-
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image (B, C, H, W) by its own integer offset in [-max_shift, max_shift]^2.
-
-    Pixels shifted in from outside are 0 (the digits' background); ``max_shift = 0`` returns the
-    input unchanged. Offsets come from ``generator`` (CPU), so a seeded run is reproducible.
-    """
-    if max_shift == 0:
-        return images
-    b, _, h, w = images.shape
-    s = max_shift
-    padded = F.pad(images, (s, s, s, s))
-    offsets = torch.randint(0, 2 * s + 1, (2, b), generator=generator).to(images.device)
-    rows = offsets[0][:, None] + torch.arange(h, device=images.device)  # (B, H)
-    cols = offsets[1][:, None] + torch.arange(w, device=images.device)  # (B, W)
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    # (B, H, W, C) gathered per image, back to (B, C, H, W)
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
-
-
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     perm = torch.randperm(n, generator=generator)
     out = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     return [b for b in out if b.numel() >= 2]
-
-
-def train_classifier(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    epochs: int,
-    seed: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    augment_shift: int = 0,
-    on_step: StepCallback | None = None,
-) -> Classifier:
-    """Train the small CNN classifier with Adam and return it frozen, in eval mode.
-
-    ``augment_shift`` > 0 shifts every training batch by up to that many pixels (:func:`random_shift`).
-    """
-    if epochs < 1:
-        raise LossylearnError(f"classifier epochs must be at least 1, got {epochs}")
-    torch.manual_seed(seed)
-    model = Classifier().to(images.device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        for idx in _batches(images.shape[0], batch_size, gen):
-            idx = idx.to(images.device)
-            opt.zero_grad(set_to_none=True)
-            x = random_shift(images[idx], augment_shift, gen)
-            F.cross_entropy(model(x), labels[idx]).backward()
-            opt.step()
-            if on_step is not None:
-                on_step()
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 def gradient_penalty(
@@ -257,8 +180,8 @@ def train_codec(
     images: torch.Tensor,
     labels: torch.Tensor,
     *,
-    classifier: Classifier | None,
-    config: TrainConfig,
+    classifier: nn.Module | None,
+    config: UrdcTrainConfig,
     train_encoder: bool,
     seed: int,
     on_step: StepCallback | None = None,
@@ -281,7 +204,6 @@ def train_codec(
             "a classification objective (lambda_c > 0) needs the frozen classifier"
         )
     device = images.device
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     if classifier is not None:
         classifier.eval()
