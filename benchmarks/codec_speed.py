@@ -41,12 +41,12 @@ from lossylearn.codecs.learned.checkpoint import Checkpoint, Rung, save_checkpoi
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.coding import EntropyParameters
 from lossylearn.codecs.learned.models import build_model, preset_config
-from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 from lossylearn.codecs.learned.train import (
     DEFAULT_THREADS,
     psnr_from_mse,
     train_rung,
 )
+from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 from lossylearn.data import load_dataset
 
 

@@ -20,8 +20,8 @@ from torch import nn
 
 from lossylearn.data import load_dataset
 from lossylearn.learn import (
+    ClassifierTrainConfig,
     ModelConfig,
-    TrainConfig,
     build_model,
     images_to_tensor,
     resolve_device,
@@ -40,8 +40,7 @@ def bare_loop(
     seed: int,
 ) -> float:
     """The textbook loop on pre-converted float tensors; returns images per second."""
-    torch.manual_seed(seed)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg, seed=seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     x, y = x.to(device), y.to(device)
@@ -77,14 +76,14 @@ def main() -> None:
     ds = load_dataset("mnist")
     x_u8, y = ds.train_images[: args.n], ds.train_labels[: args.n]
     cfg = ModelConfig("cnn", 1, (28, 28), len(ds.classes))
-    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=0, threads=args.threads,
-                       device=args.device, progress=False)  # fmt: skip
+    tcfg = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=0,
+                                 threads=args.threads, device=args.device, progress=False)  # fmt: skip
     # Warm-up both paths once (allocator, kernels), then measure.
     train_classifier(
         x_u8[:256],
         y[:256],
         model_config=cfg,
-        config=TrainConfig(epochs=1, progress=False, device=args.device),
+        config=ClassifierTrainConfig(epochs=1, progress=False, device=args.device),
     )
     bare_loop(
         images_to_tensor(x_u8[:256]),

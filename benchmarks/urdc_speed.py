@@ -19,18 +19,18 @@ import time
 import torch
 
 from lossylearn.data import load_dataset
-from lossylearn.urdc.metrics import estimate_w1
-from lossylearn.urdc.models import ConvDecoder, Encoder, NetConfig, build_decoder
-from lossylearn.urdc.quantizer import DitheredQuantizer
-from lossylearn.urdc.study import get_profile, plan_models
-from lossylearn.urdc.train import (
-    Head,
-    Objective,
-    TrainConfig,
-    images_to_tensor,
-    train_classifier,
-    train_codec,
+from lossylearn.learn import ClassifierTrainConfig, images_to_tensor, seeded, train_classifier
+from lossylearn.studies.urdc.metrics import estimate_w1
+from lossylearn.studies.urdc.models import (
+    CLASSIFIER,
+    ConvDecoder,
+    Encoder,
+    NetConfig,
+    build_decoder,
 )
+from lossylearn.studies.urdc.quantizer import DitheredQuantizer
+from lossylearn.studies.urdc.study import get_profile, plan_models
+from lossylearn.studies.urdc.train import Head, Objective, UrdcTrainConfig, train_codec
 
 
 def _time_train(
@@ -48,15 +48,15 @@ def _time_train(
     times: list[float] = []
     cpu: list[float] = []
     for r in range(repeats + 1):
-        torch.manual_seed(r)
-        enc = Encoder(3)
-        dec = (
-            ConvDecoder(3, channels_last=channels_last)
-            if kind == "conv"
-            else build_decoder(NetConfig(decoder=kind))
-        )
-        head = Head(dec, obj)
-        n_steps = TrainConfig(batch_size=64).steps_per_epoch(x.shape[0])
+        with seeded(r):
+            enc = Encoder(3)
+            dec = (
+                ConvDecoder(3, channels_last=channels_last)
+                if kind == "conv"
+                else build_decoder(NetConfig(decoder=kind))
+            )
+            head = Head(dec, obj)
+        n_steps = UrdcTrainConfig(batch_size=64).steps_per_epoch(x.shape[0])
         t0, c0 = time.perf_counter(), time.process_time()
         train_codec(
             enc,
@@ -65,7 +65,7 @@ def _time_train(
             x,
             y,
             classifier=clf,
-            config=TrainConfig(epochs=1),
+            config=UrdcTrainConfig(epochs=1),
             train_encoder=train_encoder,
             seed=r,
         )
@@ -88,7 +88,12 @@ def main() -> None:
     ds = load_dataset("mnist", limit=64 * args.steps)
     x = images_to_tensor(ds.train_images)
     y = torch.from_numpy(ds.train_labels)
-    clf = train_classifier(x, y, epochs=1, seed=0)
+    clf = train_classifier(
+        ds.train_images,
+        ds.train_labels,
+        model_config=CLASSIFIER,
+        config=ClassifierTrainConfig(epochs=1, batch_size=128, device="cpu", progress=False),
+    ).model.requires_grad_(False)
     load_before = os.getloadavg()[0]
 
     timings: dict[str, float] = {}
@@ -119,7 +124,7 @@ def main() -> None:
 
     # the paper profile's cost from these step times: 5,000 training digits, each model's epochs
     prof = get_profile("paper")
-    steps_per_epoch = TrainConfig().steps_per_epoch(5000)
+    steps_per_epoch = UrdcTrainConfig().steps_per_epoch(5000)
     plan = plan_models(prof)
     total_steps = sum(prof.epochs_of(s.kind, s.objectives) * steps_per_epoch for s in plan)
     n_decoders_evaluated = sum(s.kind != "shared" for s in plan)

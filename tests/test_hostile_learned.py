@@ -285,8 +285,8 @@ def test_commands_print_one_line(checkpoints, tmp_path):
 
 
 def test_training_threads_default_is_recorded_and_restored():
-    from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
     from lossylearn.codecs.learned.train import DEFAULT_THREADS, train_rung
+    from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 
     images = np.random.default_rng(0).integers(0, 256, (4, 12, 12, 1), dtype=np.uint8)
     assert TrainConfig().threads == DEFAULT_THREADS == 1

@@ -9,8 +9,8 @@ from torch import nn
 
 from lossylearn.errors import LossylearnError
 from lossylearn.learn import (
-    ModelConfig,
     ClassifierTrainConfig,
+    ModelConfig,
     accuracy,
     adversarial_images,
     fgsm,

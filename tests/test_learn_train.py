@@ -13,9 +13,6 @@ from lossylearn.learn import (
     ClassifierTrainConfig,
     ModelConfig,
     accuracy,
-    images_to_tensor,
-    resolve_device,
-    seeded,
     torch_threads,
     train_classifier,
 )
@@ -43,7 +40,10 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def test_cnn_learns_digits_far_above_chance(digits) -> None:
     x, y = digits
     res = train_classifier(
-        x[:1500], y[:1500], model_config=CNN, config=ClassifierTrainConfig(epochs=2, seed=0, progress=False)
+        x[:1500],
+        y[:1500],
+        model_config=CNN,
+        config=ClassifierTrainConfig(epochs=2, seed=0, progress=False),
     )
     acc = accuracy(res.model, x[4000:], y[4000:])
     # chance is 10%; a 2-epoch CNN on 1500 digits reaches ~90% on held-out digits.
@@ -104,7 +104,9 @@ def test_training_input_errors(digits) -> None:
         ClassifierTrainConfig(epochs=0)
     with pytest.raises(LossylearnError, match="no CUDA"):
         if not torch.cuda.is_available():
-            train_classifier(x[:10], y[:10], model_config=CNN, config=ClassifierTrainConfig(device="cuda"))
+            train_classifier(
+                x[:10], y[:10], model_config=CNN, config=ClassifierTrainConfig(device="cuda")
+            )
         else:
             raise LossylearnError("no CUDA check skipped: a GPU is present")
 

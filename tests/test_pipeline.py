@@ -428,3 +428,46 @@ def test_match_noise_effective_targets_the_noise_left_after_clipping(tmp_path, m
     assert u.codec["target_distortion"] == pytest.approx(m.codec["target_distortion"], rel=0.05)
     with pytest.raises(LossylearnError, match="target basis"):
         lossylearn.compress(out=tmp_path / "bad", seed=0, **{**kw, "match_noise": "typical"})
+
+
+def test_the_main_job_keeps_its_bytes(tmp_path):
+    """The README's main job with --seed 0 decodes to exactly what it did before the redesign
+    (pinned from lossylearn at commit 25ef18b): noise, order, codec and quality search unchanged."""
+    import hashlib
+
+    store_dir = tmp_path / "s"
+    lossylearn.compress(
+        dataset="mnist", noise="gaussian", psnr=20, codec="jpeg", seed=0, out=store_dir,
+        progress=False,
+    )  # fmt: skip
+    s = open_store(store_dir)
+    x, y = s.arrays()
+    order = np.argsort(s.indices)
+    digest = hashlib.sha256(x[order].tobytes() + y[order].astype(np.int64).tobytes()).hexdigest()
+    assert digest == "08c8886bcc3950e253184fc7d763aa00026008f2bd2b98eb94cfabef43e6724e"
+    payloads = hashlib.sha256(b"".join(s.payload(i) for i in range(len(s)))).hexdigest()
+    assert payloads == "d9e1a7817ad693a2502afc0342d9be864dd2e7691ddf5068cee6e4778afc5ffb"
+
+
+def test_manifest_sections_round_trip_typed(psnr20, tmp_path):
+    from lossylearn.privacy import PrivacyGuarantee
+    from lossylearn.store.manifest import Manifest
+
+    out, m = psnr20
+    assert Manifest.from_dict(m.to_dict()) == m
+    assert Manifest.from_dict(json.loads((out / "manifest.json").read_text())) == m
+    spec = m.noise_spec
+    assert spec.kind == "gaussian" and spec.scale == pytest.approx(25.5)
+    assert type(spec).from_dict(spec.to_dict()) == spec
+    assert m.guarantee is None  # seeded
+    would = m.unseeded_guarantee
+    assert would is not None and PrivacyGuarantee.from_dict(would.to_dict()) == would
+    x, y = mnist_small()
+    u = lossylearn.compress(images=x, labels=y, psnr=20, out=tmp_path / "u", progress=False)
+    g = u.guarantee
+    assert g is not None and g.unit == "pixel" and g.epsilon == u.privacy["epsilon"]
+
+
+def mnist_small():
+    x, y = load_dataset("mnist").split("train")
+    return x[:64], y[:64]

@@ -1,4 +1,4 @@
-"""Networks, training loops and metrics of lossylearn.urdc, on small slices of the embedded digits."""
+"""Networks, training loops and metrics of lossylearn.studies.urdc, on slices of the embedded digits."""
 
 from __future__ import annotations
 
@@ -8,14 +8,24 @@ import torch
 
 from lossylearn.data import load_dataset
 from lossylearn.errors import LossylearnError
-from lossylearn.urdc.metrics import (
+from lossylearn.learn import (
+    ClassifierTrainConfig,
+    images_to_tensor,
+    random_shift,
+    resolve_device,
+    seeded,
+    torch_threads,
+    train_classifier,
+)
+from lossylearn.studies.urdc.metrics import (
     classifier_scores,
     estimate_w1,
     mean_squared_error,
     receive,
     transmit,
 )
-from lossylearn.urdc.models import (
+from lossylearn.studies.urdc.models import (
+    CLASSIFIER,
     ConvDecoder,
     Critic,
     Encoder,
@@ -23,20 +33,16 @@ from lossylearn.urdc.models import (
     NetConfig,
     build_decoder,
 )
-from lossylearn.urdc.quantizer import DitheredQuantizer
-from lossylearn.urdc.study import ResultRow, compute_penalties, get_profile, plan_models
-from lossylearn.urdc.train import (
-    Head,
-    Objective,
-    TrainConfig,
-    images_to_tensor,
-    random_shift,
-    resolve_device,
-    train_classifier,
-    train_codec,
-)
+from lossylearn.studies.urdc.quantizer import DitheredQuantizer
+from lossylearn.studies.urdc.study import ResultRow, compute_penalties, get_profile, plan_models
+from lossylearn.studies.urdc.train import Head, Objective, UrdcTrainConfig, train_codec
 
-torch.set_num_threads(1)  # the CI box has 2 cores; leave one to pytest-xdist siblings
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: the CI box has 2 cores; leave one to pytest-xdist siblings."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +89,12 @@ def test_net_config_round_trip_and_errors() -> None:
 
 
 def test_classifier_beats_chance_by_far(digits) -> None:
-    x, y, xt, yt = digits
-    clf = train_classifier(x, y, epochs=4, seed=0, batch_size=32)
+    _, _, xt, yt = digits
+    ds = load_dataset("mnist", limit=600)
+    cfg = ClassifierTrainConfig(epochs=4, seed=0, batch_size=32, progress=False, device="cpu")
+    clf = train_classifier(
+        ds.train_images, ds.train_labels, model_config=CLASSIFIER, config=cfg
+    ).model
     ce, acc = classifier_scores(clf, xt, yt)
     assert acc > 0.75 and ce < 1.0  # chance: 10% and ln 10 = 2.30 nats
 
@@ -92,9 +102,9 @@ def test_classifier_beats_chance_by_far(digits) -> None:
 def test_end_to_end_then_universal_decoder_learns(digits) -> None:
     x, y, xt, yt = digits
     q = DitheredQuantizer(3, 3)
-    torch.manual_seed(0)
-    enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
-    cfg = TrainConfig(epochs=4, batch_size=32)
+    with seeded(0):
+        enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
+    cfg = UrdcTrainConfig(epochs=4, batch_size=32)
     logs = train_codec(
         enc,
         [Head(dec, Objective())],
@@ -235,7 +245,7 @@ def test_plans_cover_the_grids() -> None:
 
 
 def test_profile_overrides_and_their_errors() -> None:
-    from lossylearn.urdc.study import override_profile
+    from lossylearn.studies.urdc.study import override_profile
 
     prof = override_profile(
         get_profile("paper"), rates="3x3,4x4", rdc_lambdas="0,0.0066,0.015", rdp_lambdas=""
@@ -284,7 +294,7 @@ def test_random_shift_is_a_zero_filled_translation() -> None:
     again = random_shift(x, 2, torch.Generator().manual_seed(3))
     assert torch.equal(again, out)
     with pytest.raises(LossylearnError, match="augment_shift"):
-        TrainConfig(augment_shift=14)
+        UrdcTrainConfig(augment_shift=14)
 
 
 def _translate(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -323,9 +333,9 @@ def test_shift_augmented_encoder_codes_shifted_digits_alike(digits) -> None:
     for seed in SHIFT_SEEDS:
         displacement, mse = {}, {}
         for shift in (0, 2):
-            torch.manual_seed(seed)
-            enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
-            cfg = TrainConfig(epochs=4, batch_size=32, augment_shift=shift)
+            with seeded(seed):
+                enc, dec = Encoder(3), build_decoder(NetConfig(decoder="mlp"))
+            cfg = UrdcTrainConfig(epochs=4, batch_size=32, augment_shift=shift)
             train_codec(
                 enc,
                 [Head(dec, Objective())],
@@ -358,7 +368,7 @@ def test_shift_augmented_encoder_codes_shifted_digits_alike(digits) -> None:
 
 
 def test_anchor_comparison_matches_points_by_mode_rate_and_lambda() -> None:
-    from lossylearn.urdc.report import anchor_comparison
+    from lossylearn.studies.urdc.report import anchor_comparison
 
     rows = [
         _row("end-to-end", "e2e-3x3-c0-p0", 0.0, 0.0470, 1.7),

@@ -73,7 +73,9 @@ class ClassifierTrainConfig:
 
     def total_steps(self, n_images: int) -> int:
         """Optimizer steps of a whole run on ``n_images``."""
-        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch(n_images)
+        return (
+            self.steps if self.steps is not None else self.epochs * self.steps_per_epoch(n_images)
+        )
 
 
 @dataclass

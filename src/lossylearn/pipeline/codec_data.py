@@ -28,7 +28,13 @@ from lossylearn.privacy import NoiseSource, add_noise, resolve_noise
 if TYPE_CHECKING:  # torch-heavy modules load only when a workflow runs
     from lossylearn.codecs.learned.evaluate import EvalResult
 
-__all__ = ["DEFAULT_THREADS", "NOISE_STREAM", "TrainSummary", "evaluate_checkpoint", "train_from_dataset"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "NOISE_STREAM",
+    "TrainSummary",
+    "evaluate_checkpoint",
+    "train_from_dataset",
+]
 
 DEFAULT_THREADS = 1
 """Default torch CPU threads of both workflows and of ``codec train`` / ``codec eval``

@@ -77,7 +77,11 @@ class DataSource:
         """Load (or take) the split, apply the limit, and check the arrays."""
         if self.images is not None:
             images, labels = self.images, np.asarray(self.labels)
-            info: dict[str, Any] = {"name": "arrays", "split": self.split, "source": "in-memory arrays"}
+            info: dict[str, Any] = {
+                "name": "arrays",
+                "split": self.split,
+                "source": "in-memory arrays",
+            }
             if self.classes is not None:
                 info["classes"] = [str(c) for c in self.classes]
         else:
@@ -85,7 +89,10 @@ class DataSource:
                 self.dataset
                 if isinstance(self.dataset, ImageDataset)
                 else load_dataset(
-                    self.dataset, self.data_dir, limit=self.limit, attribute=self.attribute,
+                    self.dataset,
+                    self.data_dir,
+                    limit=self.limit,
+                    attribute=self.attribute,
                     image_size=self.image_size,
                 )  # fmt: skip
             )
@@ -206,7 +213,9 @@ class CompressPlan:
             raise LossylearnError("compress needs out= (the store folder to create)")
         if parts["source"].get("classes") is not None:
             parts["source"]["classes"] = tuple(parts["source"]["classes"])
-        target = TargetPolicy("given", given_target) if given_target is not None else TargetPolicy(basis)
+        target = (
+            TargetPolicy("given", given_target) if given_target is not None else TargetPolicy(basis)
+        )
         return cls(
             run=RunOptions(**parts["run"]),
             source=DataSource(**parts["source"]),

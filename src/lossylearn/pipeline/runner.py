@@ -162,11 +162,17 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
                 quality: int | None = None
                 if choice.match == "dataset":
                     sample = noisy0[: choice.match_sample]
-                    result = match_quality(coder, sample, target, metric, tolerance=choice.tolerance)
+                    result = match_quality(
+                        coder, sample, target, metric, tolerance=choice.tolerance
+                    )
                     quality = result.quality
                     state.match = {**_match_record(result, len(sample)), "target": target}
                 else:
-                    state.match = {"method": "image", "tolerance": choice.tolerance, "target": target}
+                    state.match = {
+                        "method": "image",
+                        "tolerance": choice.tolerance,
+                        "target": target,
+                    }
                 first = finish_chunk(task(0, quality, target), noisy0)
             except LossylearnError:
                 abandon(state, created)

@@ -68,6 +68,21 @@ class PrivacyGuarantee:
             "randomness": self.randomness,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PrivacyGuarantee:
+        """Rebuild a guarantee from :meth:`to_dict` output (extra keys such as ``statement`` are
+        ignored); PrivacyError if a field is missing or malformed."""
+        try:
+            return cls(
+                mechanism=str(d["mechanism"]), epsilon=float(d["epsilon"]), delta=float(d["delta"]),
+                sensitivity=float(d["sensitivity"]), norm=d["norm"], unit=d["unit"],
+                requested=bool(d["requested"]), per_pixel=dict(d["per_pixel"]),
+                per_image=dict(d["per_image"]), paper_convention=dict(d["paper_convention"]),
+                notes=tuple(d.get("notes", ())), randomness=str(d["randomness"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PrivacyError(f"privacy section is missing or has a malformed field: {exc}") from None
+
     def describe(self) -> str:
         """A few human lines: the guarantee, the other unit, the paper's figure, the caveats."""
         other = self.per_image if self.unit == "pixel" else self.per_pixel

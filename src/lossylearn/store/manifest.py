@@ -26,10 +26,14 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lossylearn.errors import StoreError
 from lossylearn.store.layout import MANIFEST, STORE_FORMAT, read_json_file
+
+if TYPE_CHECKING:
+    from lossylearn.privacy.calibration import PrivacyGuarantee
+    from lossylearn.privacy.mechanisms import NoiseSpec
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 INTEGRITY_NOTE = (
@@ -92,6 +96,28 @@ class Manifest:
     def target_reached(self) -> bool:
         """Whether the codec reached the distortion it was asked to match."""
         return bool(self.codec.get("target_reached"))
+
+    @property
+    def noise_spec(self) -> NoiseSpec:
+        """The ``noise`` section, typed."""
+        from lossylearn.privacy.mechanisms import NoiseSpec
+
+        return NoiseSpec.from_dict(self.noise)
+
+    @property
+    def guarantee(self) -> PrivacyGuarantee | None:
+        """The ``privacy`` section, typed: the guarantee, or None when the store claims none."""
+        from lossylearn.privacy.calibration import PrivacyGuarantee
+
+        return PrivacyGuarantee.from_dict(self.privacy) if self.has_guarantee else None
+
+    @property
+    def unseeded_guarantee(self) -> PrivacyGuarantee | None:
+        """For a seeded store: what the same noise would guarantee from a secure generator."""
+        from lossylearn.privacy.calibration import PrivacyGuarantee
+
+        d = self.privacy.get("if_unseeded")
+        return PrivacyGuarantee.from_dict(d) if isinstance(d, dict) else None
 
     @property
     def has_guarantee(self) -> bool:

@@ -70,7 +70,11 @@ def main(
     ),
 ) -> None:
     """Train the classifier, end-to-end and universal models of a profile; write results and report."""
-    from lossylearn.studies.urdc.study import get_profile, override_profile, run_study  # imports torch
+    from lossylearn.studies.urdc.study import (  # imports torch
+        get_profile,
+        override_profile,
+        run_study,
+    )
 
     console = Console(stderr=True)
     try:

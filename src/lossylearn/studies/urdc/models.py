@@ -170,4 +170,3 @@ def build_decoder(config: NetConfig) -> nn.Module:
     if config.decoder == "conv":
         return ConvDecoder(config.latent_dim)
     return MLPDecoder(config.latent_dim, config.mlp_decoder_hidden)
-

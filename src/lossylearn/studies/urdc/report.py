@@ -136,9 +136,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _curve(
-    ax: Any, rows: list[ResultRow], x: str, label: str, color: str, outline: bool
-) -> None:
+def _curve(ax: Any, rows: list[ResultRow], x: str, label: str, color: str, outline: bool) -> None:
     pts = sorted(rows, key=lambda r: getattr(r, x))
     xs = [getattr(r, x) for r in pts]
     ys = [r.mse for r in pts]
