@@ -384,16 +384,25 @@ def test_corrupt_shard_is_detected(tmp_path, mnist):
         open_store(out)
 
 
-def test_lcon_transform_matches_the_store_path(mnist):
+def test_lcon_transform_matches_the_store_path(tmp_path, mnist):
+    """The in-memory transform (used by the studies on test sets) gives exactly what a store of the
+    same images, seed and quality decodes to."""
     from lossylearn.codecs import get_codec
 
-    images, _ = mnist.split("test")
-    spec, _ = resolve_noise(kind="gaussian", psnr=20, image_shape=(28, 28, 1), seeded=True)
-    batch = lcon_transform(images[:40], spec=spec, codec=get_codec("jpeg"), quality=30, seed=2)
-    assert batch.reconstructed.shape == (40, 28, 28, 1)
-    assert batch.shared_header_bytes > 0
-    assert np.array_equal(batch.noisy, add_noise(images[:40], spec, NoiseSource.create(2, 0)))
-    assert 0 < batch.bits_per_pixel < 8
+    images, labels = mnist.split("test")
+    m = lossylearn.compress(
+        images=images[:40], labels=labels[:40], psnr=20, codec="jpeg", seed=2, chunk_size=64,
+        out=tmp_path / "s", progress=False,
+    )  # fmt: skip
+    store = open_store(tmp_path / "s")
+    stored, _ = store.arrays()
+    batch = lcon_transform(
+        images[:40][store.indices], spec=m.noise_spec, codec=get_codec("jpeg"),
+        quality=m.codec["quality"], seed=2, stream=0,
+    )  # fmt: skip
+    assert np.array_equal(batch.reconstructed, stored)
+    assert batch.shared_header_bytes == m.stats.shared_header_bytes
+    assert 8 * m.stats.stored_bytes == pytest.approx(batch.bits_per_pixel * 40 * 28 * 28)
 
 
 def test_manifest_measures_the_noise_left_after_clipping(tmp_path):

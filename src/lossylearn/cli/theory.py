@@ -8,7 +8,6 @@ user raises the limit); the refusals reach the root command's one error path.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import numpy as np
@@ -30,15 +29,13 @@ from lossylearn.theory.constrained import (
     solve_rate_distortion_classification,
     solve_rate_distortion_perception,
 )
-from lossylearn.theory.info import as_pmf, entropy
+from lossylearn.theory.info import as_pmf
 from lossylearn.theory.lcon import (
     LConRow,
     corollary_check,
     lcon_check,
-    leakage_ceiling,
-    privacy_leakage_bound,
 )
-from lossylearn.theory.sources import MAX_BLOCK_SYMBOLS, random_source
+from lossylearn.theory.sources import MAX_BLOCK_SYMBOLS, random_source, symmetric_noise
 from lossylearn.theory.universal import universal_rdc, universal_rdp
 
 __all__ = ["app"]
@@ -90,10 +87,7 @@ def rd_command(
     """Trace R(D) of a finite source by Blahut-Arimoto (bits), with Blahut's lower bounds."""
     if (pmf is None) == (gaussian_grid is None):
         raise LossylearnError("give exactly one of --pmf and --gaussian-grid")
-    if not 2 <= max_symbols <= MAX_BLOCK_SYMBOLS:
-        raise LossylearnError(
-            f"--max-symbols must lie in [2, {MAX_BLOCK_SYMBOLS}]; got {max_symbols}"
-        )
+    tt.symbol_limit(max_symbols)
     tt.points(points)
     tt.plot_target(plot)
     if pmf is not None:
@@ -101,14 +95,8 @@ def rd_command(
         n = p.size
     else:
         n = int(gaussian_grid)  # type: ignore[arg-type]
-    if n > max_symbols:
-        what = f"--pmf has {n} entries" if pmf is not None else f"--gaussian-grid {n}"
-        raise LossylearnError(
-            f"{what}: above --max-symbols {max_symbols} (the solver's time grows about as the "
-            f"cube of the source alphabet); pass --max-symbols {n} to run it anyway"
-            if n <= MAX_BLOCK_SYMBOLS
-            else f"{what}: above {MAX_BLOCK_SYMBOLS}, the most this command solves"
-        )
+    what = f"--pmf has {n} entries" if pmf is not None else f"--gaussian-grid {n}"
+    tt.source_size(n, max_symbols, what)
     if pmf is not None:
         d = tt.distortion_matrix(distortion, p.size)
         label = f"pmf {pmf}, {distortion}"
@@ -211,7 +199,7 @@ def rdp_binary_command(
     tt.plot_target(plot)
     px = np.array([1.0 - p, p])
     hamming = 1.0 - np.eye(2)
-    tt.binarytt.table(
+    tt.binary_table(
         "P",
         levels,
         points,
@@ -246,7 +234,7 @@ def rdc_binary_command(
     tt.plot_target(plot)
     joint = np.array([[(1 - p) * (1 - flip), (1 - p) * flip], [p * flip, p * (1 - flip)]])
     hamming = 1.0 - np.eye(2)
-    tt.binarytt.table(
+    tt.binary_table(
         "C",
         levels,
         points,
@@ -316,7 +304,7 @@ def universal_rdp_command(
     result = universal_rdp(
         p, tt.distortion_matrix(distortion, p.size), pairs(targets, "--targets", "P")
     )
-    tt.show(result.as_dict(), tt.universaltt.table(result, "P"), as_json)
+    tt.show(result.as_dict(), tt.universal_table(result, "P"), as_json)
 
 
 @app.command("universal-rdc")
@@ -342,7 +330,7 @@ def universal_rdc_command(
     result = universal_rdc(
         law, tt.distortion_matrix(distortion, law.shape[0]), pairs(targets, "--targets", "C")
     )
-    tt.show(result.as_dict(), tt.universaltt.table(result, "C"), as_json)
+    tt.show(result.as_dict(), tt.universal_table(result, "C"), as_json)
 
 
 @app.command("universal-gaussian")
@@ -407,48 +395,12 @@ def lcon_check_command(
         return lcon_check(src, noise, (kk,), tol=tol)
 
     rows: list[LConRow] = tt.each_block(range(1, k + 1), alphabet, run)
-    payload_rows = []
-    for r in rows:
-        d = r.as_dict()
-        d["leakage_bound_bits"] = privacy_leakage_bound(src, noise, r.k)
-        d["abs_diff_bits"] = abs(r.rate_solver_bits - r.rate_formula_bits)
-        payload_rows.append(d)
-    table = tt.table(
-        f"LCoN check: {source} source, Q = {alphabet}, H(N) = {entropy(noise):.4f} bits",
-        ("k", "R solver", "formula", "|diff|", "TV recon", "TV joint", "slope/k ln2"),
-        (
-            (
-                str(r["k"]),
-                f"{r['rate_solver_bits']:.9f}",
-                f"{r['rate_formula_bits']:.9f}",
-                f"{r['abs_diff_bits']:.1e}",
-                f"{r['recon_tv']:.1e}",
-                f"{r['joint_tv']:.1e}",
-                f"{r['slope'] / (r['k'] * math.log(2)):.6f}",
-            )
-            for r in payload_rows
-        ),
-        caption=(
-            "bits per symbol; formula = H(Z^k)/k - H(N); TV recon = TV(recon law, P_X^k); "
-            f"leakage ceiling log2 Q - H(N) = {leakage_ceiling(noise):.4f}"
-        ),
-    )
-    payload = {
-        "source": {
-            "kind": src.kind,
-            "alphabet": alphabet,
-            "seed": seed,
-            "marginal": src.marginal.tolist(),
-            "transition": None if src.transition is None else src.transition.tolist(),
-        },
-        "noise_pmf": noise.tolist(),
-        "rows": payload_rows,
-    }
+    payload, table = tt.lcon_report(src, noise, rows, source=source, seed=seed)
     tt.show(payload, table, as_json)
     if plot is not None:
         from lossylearn.theory.plots import plot_lcon
 
-        plot_lcon(plot, payload_rows, f"LCoN check, {source} Q={alphabet}")
+        plot_lcon(plot, payload["rows"], f"LCoN check, {source} Q={alphabet}")
 
 
 @app.command("lcon-corollary")
@@ -466,8 +418,8 @@ def lcon_corollary_command(
 ) -> None:
     """Corollary V.1: a code matched to part W of N = U + W leaves reconstructions ~ X + U."""
     tt.block_limit(alphabet, k, max_block)
-    u = symmetrictt.noise_law(alphabet, tt.level(u_level, "--u-level"))
-    w = symmetrictt.noise_law(alphabet, tt.level(w_level, "--w-level"))
+    u = symmetric_noise(alphabet, tt.level(u_level, "--u-level"))
+    w = symmetric_noise(alphabet, tt.level(w_level, "--w-level"))
     src = random_source(source, alphabet, tt.rng(seed))
     rows = tt.each_block(range(1, k + 1), alphabet, lambda kk: corollary_check(src, u, w, (kk,)))
     table = tt.table(

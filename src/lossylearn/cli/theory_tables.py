@@ -17,7 +17,8 @@ from rich.table import Table
 
 from lossylearn.cli.parse import floats
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.info import as_pmf, plain
+from lossylearn.theory.info import as_pmf, entropy, plain
+from lossylearn.theory.lcon import leakage_ceiling, privacy_leakage_bound
 from lossylearn.theory.sources import MAX_BLOCK_SYMBOLS, symmetric_noise
 from lossylearn.theory.universal import UniversalResult
 
@@ -105,6 +106,27 @@ def block_limit(alphabet: int, k: int, max_block: int) -> int:
             f"pass --max-block {size} to run it anyway"
         )
     return size
+
+
+def symbol_limit(max_symbols: int) -> int:
+    """``--max-symbols``, refused outside [2, MAX_BLOCK_SYMBOLS]."""
+    if not 2 <= max_symbols <= MAX_BLOCK_SYMBOLS:
+        raise LossylearnError(
+            f"--max-symbols must lie in [2, {MAX_BLOCK_SYMBOLS}]; got {max_symbols}"
+        )
+    return max_symbols
+
+
+def source_size(n: int, max_symbols: int, what: str) -> int:
+    """Refuse a source of ``n`` symbols above ``--max-symbols`` (``what`` names its option)."""
+    if n > max_symbols:
+        raise LossylearnError(
+            f"{what}: above --max-symbols {max_symbols} (the solver's time grows about as the "
+            f"cube of the source alphabet); pass --max-symbols {n} to run it anyway"
+            if n <= MAX_BLOCK_SYMBOLS
+            else f"{what}: above {MAX_BLOCK_SYMBOLS}, the most this command solves"
+        )
+    return n
 
 
 def distortion_matrix(kind: str, n: int) -> np.ndarray:
@@ -262,3 +284,49 @@ def each_block(ks: Sequence[int], alphabet: int, run: Callable[[int], list[Any]]
             rows.extend(run(k))
             progress.advance(task, alphabet**k)
     return rows
+
+
+def lcon_report(
+    src: Any, noise: np.ndarray, rows: Sequence[Any], *, source: str, seed: int
+) -> tuple[dict[str, Any], Table]:
+    """Payload (rows with the leakage bound and the solver's distance to eq. (9)) and table of
+    ``theory lcon-check``."""
+    payload_rows = []
+    for r in rows:
+        d = r.as_dict()
+        d["leakage_bound_bits"] = privacy_leakage_bound(src, noise, r.k)
+        d["abs_diff_bits"] = abs(r.rate_solver_bits - r.rate_formula_bits)
+        payload_rows.append(d)
+    alphabet = int(noise.size)
+    rich_table = table(
+        f"LCoN check: {source} source, Q = {alphabet}, H(N) = {entropy(noise):.4f} bits",
+        ("k", "R solver", "formula", "|diff|", "TV recon", "TV joint", "slope/k ln2"),
+        (
+            (
+                str(r["k"]),
+                f"{r['rate_solver_bits']:.9f}",
+                f"{r['rate_formula_bits']:.9f}",
+                f"{r['abs_diff_bits']:.1e}",
+                f"{r['recon_tv']:.1e}",
+                f"{r['joint_tv']:.1e}",
+                f"{r['slope'] / (r['k'] * math.log(2)):.6f}",
+            )
+            for r in payload_rows
+        ),
+        caption=(
+            "bits per symbol; formula = H(Z^k)/k - H(N); TV recon = TV(recon law, P_X^k); "
+            f"leakage ceiling log2 Q - H(N) = {leakage_ceiling(noise):.4f}"
+        ),
+    )
+    payload = {
+        "source": {
+            "kind": src.kind,
+            "alphabet": alphabet,
+            "seed": seed,
+            "marginal": src.marginal.tolist(),
+            "transition": None if src.transition is None else src.transition.tolist(),
+        },
+        "noise_pmf": noise.tolist(),
+        "rows": payload_rows,
+    }
+    return payload, rich_table
