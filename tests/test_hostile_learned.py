@@ -305,7 +305,7 @@ def test_training_threads_default_is_recorded_and_restored():
 
 
 def test_eval_records_threads(checkpoints, tmp_path):
-    from lossylearn.codecs.learned.cli import DEFAULT_THREADS, evaluate_checkpoint
+    from lossylearn.pipeline.codec_data import DEFAULT_THREADS, evaluate_checkpoint
 
     result = evaluate_checkpoint(
         checkpoint=checkpoints["factorized"], dataset="mnist", out=tmp_path / "eval", limit=4,

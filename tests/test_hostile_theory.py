@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import lossylearn.theory.cli as theory_cli
+import lossylearn.cli.theory as theory_cli
 from lossylearn.cli import app
 from lossylearn.errors import LossylearnError
 from lossylearn.theory.info import as_nonneg, as_positive, plain

@@ -11,8 +11,9 @@ import pytest
 from learned_codec_support import TINY, mnist, one_thread, tiny_checkpoint
 from typer.testing import CliRunner
 
+from lossylearn.cli import app as root
+from lossylearn.cli.codec import app
 from lossylearn.codecs.learned.checkpoint import load_checkpoint
-from lossylearn.codecs.learned.cli import app
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.evaluate import bd_rate, evaluate, write_evaluation
 from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
@@ -124,7 +125,7 @@ def test_cli_train_and_eval(tmp_path: Path) -> None:
     assert (ck / "config.json").is_file() and (ck / "weights.pt").is_file()
     cfg = json.loads((ck / "config.json").read_text())
     assert [r["lmbda"] for r in cfg["rungs"]] == [0.001, 0.01] and cfg["model"]["in_channels"] == 1
-    res = runner.invoke(app, ["train", *common, "--lmbda", "0.01", "--out", str(ck)])
+    res = runner.invoke(root, ["codec", "train", *common, "--lmbda", "0.01", "--out", str(ck)])
     assert res.exit_code == 2 and "already holds" in res.output
 
     noisy = tmp_path / "noisy"
@@ -148,6 +149,7 @@ def test_cli_train_and_eval(tmp_path: Path) -> None:
     assert (out / "rd.png").is_file() and "BD-rate vs jpeg" in res.output
 
     res = runner.invoke(
-        app, ["eval", "--checkpoint", str(tmp_path), "--dataset", "mnist", "--out", str(out)]
+        root,
+        ["codec", "eval", "--checkpoint", str(tmp_path), "--dataset", "mnist", "--out", str(out)],
     )
     assert res.exit_code == 2 and "not a learned-codec checkpoint" in res.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from html import escape as html_escape
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import pytest
 from fixtures import make_celeba_tree
 from typer.testing import CliRunner
 
-from lossylearn.studies.cli import app
+from lossylearn.cli import app as root
+from lossylearn.cli.study import lcon_app as app
 
 runner = CliRunner()
 
@@ -24,6 +27,16 @@ def quick(tmp_path_factory) -> Path:
     )
     assert res.exit_code == 0, res.output
     return out
+
+
+def _manifest(out: Path, store: dict) -> dict:
+    return json.loads((out / store["path"] / "manifest.json").read_text())
+
+
+def _section(html: str, title: str) -> str:
+    start = html.index(f"<h2>{title}</h2>")
+    end = html.find("<h2>", start + 1)
+    return html[start : end if end > 0 else len(html)]
 
 
 @pytest.mark.slow
@@ -41,15 +54,52 @@ def test_quick_profile_results_cover_schemes_test_sets_and_calibration(quick: Pa
             assert key in r
         assert 0.0 <= r["accuracy"] <= 1.0
 
-    # Storage calibrated within 15% at each noise level; LCoN keeps its whole store.
+    # Every store's figures are its manifest's, and so are the rows' bits and distortions.
+    manifests = {s["name"]: _manifest(quick, s) for s in res["stores"]}
+    for s in res["stores"]:
+        m = manifests[s["name"]]
+        assert s["bits_per_pixel"] == m["stats"]["bits_per_pixel"]
+        assert s["stored_bytes"] == m["stats"]["stored_bytes"]
+        assert 8 * m["stats"]["stored_bytes"] == round(m["stats"]["bits_per_pixel"] * 1000 * 28 * 28)
+        for key in ("quality", "target_distortion", "achieved_distortion", "target_reached"):
+            assert s[key] == m["codec"][key], key
+        assert s["target_basis"] == m["codec"]["target_basis"]
+        assert m["privacy"]["guarantee"] is False  # seeded study stores claim no guarantee
     stores = {s["psnr"]: s for s in res["stores"] if s["sweep"] == "noise"}
+    sweep = {s["target_distortion"]: s for s in res["stores"] if s["sweep"] == "distortion"}
+    for r in rows:
+        s = stores[r["psnr"]] if r["sweep"] == "noise" else sweep[r["target_distortion"]]
+        m = manifests[s["name"]]
+        assert r["bits_per_pixel"] == m["stats"]["bits_per_pixel"]
+        assert r["quality"] == m["codec"]["quality"]
+        assert r["target_distortion"] == m["codec"]["target_distortion"]
+        assert r["achieved_distortion"] == m["codec"]["achieved_distortion"]
+        if r["train"] == "lcon":  # LCoN trains on its whole store: the store's own bytes
+            assert r["train_bits"] == 8 * m["stats"]["stored_bytes"] and r["n_train"] == 1000
+    # The one target rule: the nominal sigma^2 at every matched store, multiples of it elsewhere.
+    for p, s in stores.items():
+        assert s["target_basis"] == "nominal"
+        assert math.isclose(s["target_distortion"], (255 * 10 ** (-p / 20)) ** 2, rel_tol=1e-9)
+    assert res["sweep_matched_distortion"] == 1600.0
+    assert {t: s["target_basis"] for t, s in sweep.items()} == {
+        400.0: "given", 1600.0: "nominal", 6400.0: "given"
+    }
+
+    # Storage calibrated within 15% at each noise level; LCoN keeps its whole store, which sets
+    # the budget; each baseline's kept prefix costs what its whole PNG set costs per image.
     for cal in res["calibration"]:
-        budget = {v["budget_bits"] for v in cal["schemes"].values()}
-        assert len(budget) == 1
+        lcon_bits = 8 * stores[cal["psnr"]]["stored_bytes"]
+        assert cal["lcon_bits_per_pixel"] == stores[cal["psnr"]]["bits_per_pixel"]
         for v in cal["schemes"].values():
+            assert v["budget_bits"] == lcon_bits
             assert v["train_bits"] <= v["budget_bits"]
             assert v["relative_gap"] < 0.15, cal
-        assert cal["schemes"]["lcon"]["train_bits"] == 8 * stores[cal["psnr"]]["stored_bytes"]
+            assert math.isclose(v["relative_gap"], 1 - v["train_bits"] / lcon_bits, abs_tol=1e-12)
+        assert cal["schemes"]["lcon"]["train_bits"] == lcon_bits
+        for k in ("clean", "noisy"):
+            v = cal["schemes"][k]
+            kept_bpp = v["train_bits"] / (v["n_train"] * 28 * 28)
+            assert abs(kept_bpp / cal["png_bits_per_pixel"][k] - 1) < 0.1, (k, cal)
         # Noisy images are the most expensive losslessly: the noisy baseline gets the fewest examples.
         n = {k: v["n_train"] for k, v in cal["schemes"].items()}
         assert n["noisy"] < n["clean"] <= n["lcon"] == 1000
@@ -96,16 +146,27 @@ def test_quick_profile_writes_figures_and_self_contained_report(quick: Path) -> 
     assert html.count("data:image/png;base64,") >= 7
     assert 'src="http' not in html and 'href="http' not in html and "<script" not in html
     assert "lossylearn study lcon --profile quick" in html
-    assert "differential" in html.lower() or "privacy" in html.lower()
+    # The privacy section states plainly that the seeded stores carry no guarantee, and shows
+    # each store's would-be epsilon and unit exactly as its manifest records them.
+    privacy = _section(html, "Privacy")
+    assert "carry no privacy guarantee" in privacy
     res = json.loads((quick / "results.json").read_text())
-    assert html_escape(res["stores"][0]["privacy"]["statement"]) in html
+    for s in res["stores"]:
+        p = _manifest(quick, s)["privacy"]
+        assert p["guarantee"] is False
+        g = p["if_unseeded"]
+        [row] = re.findall(rf'<tr><td class="l">{re.escape(s["name"])}</td>.*?</tr>', privacy)
+        assert "none (seeded)" in row
+        assert f"<td>{g['epsilon']:.4g}</td>" in row, row
+        assert f"<td>{g['unit']}</td>" in row and g["unit"] == "pixel"
+        assert f"<td>{g['per_image']['epsilon']:.4g}</td>" in row
+        assert html_escape(p["statement"]) in privacy
 
 
 @pytest.mark.slow
 def test_rerun_with_other_settings_is_refused(quick: Path) -> None:
-    res = runner.invoke(
-        app, ["--profile", "quick", "--out", str(quick), "--psnr", "12", "--no-progress"]
-    )
+    args = ["--profile", "quick", "--out", str(quick), "--psnr", "12", "--no-progress"]
+    res = runner.invoke(root, ["study", "lcon", *args])  # errors: the root command's one path
     assert res.exit_code == 2
     assert "different settings" in res.output
 
@@ -150,11 +211,16 @@ def test_laplace_with_learned_codec_trains_it_on_a_held_out_split(tmp_path: Path
     ckpt = json.loads((out / rec["path"] / "config.json").read_text())
     assert ckpt["distortion"] == "mae" and ckpt["meta"]["target"]["value"] == rec["target"]
     [store] = data["stores"]
-    assert store["metric"] == "mae" and store["target_distortion"] == rec["target"]
-    # matched to the noise left after clipping on black digits' background: about b / 2
-    assert 0.4 * store["noise"]["b"] < rec["target"] < 0.65 * store["noise"]["b"]
     manifest = json.loads((out / store["path"] / "manifest.json").read_text())
     assert manifest["codec"]["name"] == "learned"
+    # One rule, the effective target: the store's estimated by compress from the very noisy images
+    # it holds (its manifest says so), the codec's from its own held-out noisy images.
+    assert manifest["codec"]["target_basis"] == "effective" == rec["target_basis"]
+    assert store["target_distortion"] == manifest["codec"]["target_distortion"]
+    assert store["metric"] == "mae" and math.isclose(store["target_distortion"], rec["target"], rel_tol=0.1)
+    # matched to the noise left after clipping on black digits' background: about b / 2
+    for t in (rec["target"], store["target_distortion"]):
+        assert 0.4 * store["noise"]["b"] < t < 0.65 * store["noise"]["b"]
     # no classifier saw the codec's 80 images: every scheme trains on at most the other 320
     assert max(r["n_train"] for r in data["rows"]) <= 320
     assert "Learned codecs" in (out / "report.html").read_text()

@@ -1,4 +1,5 @@
-"""Pure parts of the LCoN study: storage calibration, summaries, claims, profiles, CLI parsing."""
+"""Pure parts of the LCoN study: storage calibration, summaries, claims, profiles, the planned
+stores and their targets, the privacy section, the stream table, CLI parsing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lossylearn.cli.parse import floats, ints
 from lossylearn.errors import LossylearnError
 from lossylearn.studies import (
     LAPLACE_PSNRS,
@@ -20,7 +22,6 @@ from lossylearn.studies import (
     profile_config,
     summarize,
 )
-from lossylearn.studies.cli import parse_floats, parse_ints
 
 
 def test_largest_prefix_counts_the_shared_header() -> None:
@@ -126,7 +127,7 @@ def test_profiles_and_overrides() -> None:
 
 
 def test_matched_checkpoint_is_reused_only_for_the_same_target(tmp_path: Path) -> None:
-    from lossylearn.studies.codec_training import CodecTrainingConfig, matched_checkpoint
+    from lossylearn.studies.lcon.codec_training import CodecTrainingConfig, matched_checkpoint
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 28, 28, 1), dtype=np.uint8)
@@ -141,8 +142,115 @@ def test_matched_checkpoint_is_reused_only_for_the_same_target(tmp_path: Path) -
 
 
 def test_cli_list_parsing() -> None:
-    assert parse_floats("8.1, 10.1", "psnr") == (8.1, 10.1)
-    assert parse_ints("0,1,2", "seeds") == (0, 1, 2)
-    assert parse_floats(None, "psnr") is None
+    assert floats("8.1, 10.1", "--psnr") == (8.1, 10.1)
+    assert ints("0,1,2", "--seeds") == (0, 1, 2)
+    assert floats(None, "--psnr") is None
     with pytest.raises(LossylearnError, match="--psnr takes comma-separated numbers"):
-        parse_floats("a,b", "psnr")
+        floats("a,b", "--psnr")
+
+
+def test_plan_points_puts_the_matched_store_first_and_policies_follow_the_one_rule() -> None:
+    from lossylearn.pipeline import TargetPolicy
+    from lossylearn.studies.lcon.points import noise_spec, plan_points, point_policy
+
+    q = profile_config("quick")
+    points = plan_points(q)
+    assert [p.name for p in points] == [
+        "noise-psnr10.1", "noise-psnr16.1", "noise-psnr22.1",
+        "distortion-x1", "distortion-x0.25", "distortion-x4",
+    ]  # fmt: skip
+    assert all(p.train for p in points)
+    sweep = [p for p in points if p.sweep == "distortion"]
+    assert {p.noise.sigma for p in sweep} == {40.0} and {p.psnr for p in sweep} == {16.09}
+    assert point_policy(points[0], q, None) == TargetPolicy("nominal")
+    assert point_policy(sweep[0], q, None) == TargetPolicy("nominal")
+    assert point_policy(sweep[2], q, 1600.0) == TargetPolicy("given", 6400.0)
+    with pytest.raises(LossylearnError, match="matched distortion first"):
+        point_policy(sweep[1], q, None)
+    spec = noise_spec(sweep[0], (28, 28, 1))
+    assert spec.matched_target() == ("mse", 1600.0)
+
+    # An effective target without factor 1: the matched store is still made first, untrained.
+    e = profile_config("quick", match_noise="effective", sweep_factors=[0.5, 2.0, 0.5])
+    sweep = [p for p in plan_points(e) if p.sweep == "distortion"]
+    assert [(p.name, p.train) for p in sweep] == [
+        ("distortion-x1", False), ("distortion-x0.5", True), ("distortion-x2", True)
+    ]
+    assert point_policy(sweep[0], e, None) == TargetPolicy("effective")
+    # With the nominal rule no anchor is needed: sigma^2 is known without images.
+    n = profile_config("quick", sweep_factors=[0.5, 2.0])
+    assert [p.name for p in plan_points(n) if p.sweep == "distortion"] == [
+        "distortion-x0.5", "distortion-x2"
+    ]
+    assert [p.sweep for p in plan_points(profile_config("quick", distortion_sweep=False))] == [
+        "noise"
+    ] * 3
+    lap = plan_points(profile_config("paper", noise="laplace", codec="learned"))
+    assert [p.psnr for p in lap] == list(LAPLACE_PSNRS) and {p.noise.kind for p in lap} == {"laplace"}
+
+
+def test_profiles_are_layers_of_data() -> None:
+    from lossylearn.studies.lcon.config import PROFILE_LAYERS
+
+    q = profile_config("quick", dataset="celeba", noise="laplace", codec="learned")
+    expected = {}
+    for layer in ("base", "celeba", "learned"):  # later layers win
+        expected.update(PROFILE_LAYERS[("quick", layer)])
+    assert expected["epochs"] == 2 and expected["model"] == "resnet18"
+    for k, v in expected.items():
+        assert getattr(q, k) == v, k
+    assert ("quick", "laplace") not in PROFILE_LAYERS and q.psnrs == (10.1, 16.1, 22.1)
+    assert q.target_policy.basis == "nominal"
+    assert profile_config("quick", match_noise="effective").target_policy.needs_noisy_images
+
+
+def test_privacy_section_states_the_guarantee_or_its_absence() -> None:
+    from lossylearn.studies.lcon.report import privacy_section
+
+    figures = {"mechanism": "Laplace", "epsilon": 9.026408785382067, "delta": 0.0, "unit": "pixel",
+               "per_image": {"epsilon": 7076.7}}  # fmt: skip
+    seeded = {"name": "a", "privacy": {"guarantee": False, "statement": "No guarantee <seeded>.",
+                                       "if_unseeded": figures}}  # fmt: skip
+    secure = {"name": "b", "privacy": {"guarantee": True, "statement": "(9.026, 0)-DP", **figures}}
+    html = privacy_section([seeded, secure])
+    assert "carry no privacy guarantee" in html and "1 of 2 stores" in html
+    assert "epsilon (if unseeded)" in html and "No guarantee &lt;seeded&gt;." in html
+    a = html[html.index('<td class="l">a</td>') :].split("</tr>")[0]
+    b = html[html.index('<td class="l">b</td>') :].split("</tr>")[0]
+    assert "none (seeded)" in a and "<td>9.026</td>" in a and "<td>pixel</td>" in a
+    assert "none (seeded)" not in b and "<td>9.026</td>" in b and "<td>7077</td>" in b
+    only_secure = privacy_section([secure])
+    assert "no privacy guarantee" not in only_secure and "epsilon (if unseeded)" not in only_secure
+
+
+def test_noise_streams_never_collide() -> None:
+    from lossylearn.privacy import streams
+    from lossylearn.privacy.streams import (
+        CHUNK_STREAMS,
+        Stream,
+        check_streams,
+        chunk_stream,
+        stream,
+    )
+
+    check_streams()
+    assert all(int(m) >= CHUNK_STREAMS for m in Stream)
+    assert chunk_stream(0) == 0 and chunk_stream(CHUNK_STREAMS - 1) == CHUNK_STREAMS - 1
+    with pytest.raises(ValueError, match="chunk numbers"):
+        chunk_stream(CHUNK_STREAMS)
+    assert stream(Stream.STUDY_LCON_ADV, 3) == int(Stream.STUDY_LCON_ADV) + 3
+    with pytest.raises(ValueError, match="out of range"):
+        stream(Stream.STUDY_NOISY_TEST, 1)
+    with pytest.raises(ValueError, match="out of range"):
+        stream(Stream.STUDY_LCON_ADV, 100)
+    # An overlapping block is caught (the table is checked on import).
+    sizes = dict(streams.BLOCK_SIZES)
+    try:
+        streams.BLOCK_SIZES[Stream.STUDY_LCON_ADV] = 7_000
+        with pytest.raises(RuntimeError, match="overlap"):
+            check_streams()
+    finally:
+        streams.BLOCK_SIZES.clear()
+        streams.BLOCK_SIZES.update(sizes)
+    with pytest.raises(LossylearnError, match="FGSM epsilons"):
+        profile_config("quick", fgsm_eps=[0.001 * k for k in range(101)])

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lossylearn.cli import app as root
+from lossylearn.cli.theory import app
 from lossylearn.theory import gaussian_rdp
-from lossylearn.theory.cli import app
 
 runner = CliRunner()
 
@@ -97,11 +98,12 @@ def test_universal_rdp_reports_a_positive_penalty() -> None:
 
 
 def test_user_errors_exit_2_with_one_line() -> None:
-    res = runner.invoke(app, ["rd", "--pmf", "0.5,0.6"])
+    # user errors reach the root command's one error path (lossylearn.cli.main)
+    res = runner.invoke(root, ["theory", "rd", "--pmf", "0.5,0.6"])
     assert res.exit_code == 2
     assert "error:" in res.output and "sums to" in res.output
     assert len(res.output.strip().splitlines()) == 1
-    res = runner.invoke(app, ["lcon-check", "--noise-pmf", "0.5,0.5", "--alphabet", "4"])
+    res = runner.invoke(root, ["theory", "lcon-check", "--noise-pmf", "0.5,0.5", "--alphabet", "4"])
     assert res.exit_code == 2 and "--noise-pmf has 2 entries" in res.output
-    res = runner.invoke(app, ["universal-rdp", "--targets", "0.1"])
+    res = runner.invoke(root, ["theory", "universal-rdp", "--targets", "0.1"])
     assert res.exit_code == 2 and "targets are" in res.output

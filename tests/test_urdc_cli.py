@@ -8,7 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from lossylearn.urdc.cli import app
+from lossylearn.cli import app as root
+from lossylearn.cli.study import urdc_app as app
 
 TINY = [
     "--profile",
@@ -66,11 +67,11 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(app, ["--profile", "huge", "--out", str(tmp_path / "x")])
+    # user errors reach the root command's one error path (lossylearn.cli.main)
+    res = runner.invoke(root, ["study", "urdc", "--profile", "huge", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2
     assert "unknown profile 'huge'; known profiles: quick, paper" in res.output
     assert "Traceback" not in res.output
-    res = runner.invoke(
-        app, ["--profile", "quick", "--decoder", "resnet", "--out", str(tmp_path / "y")]
-    )
+    args = ["--profile", "quick", "--decoder", "resnet", "--out", str(tmp_path / "y")]
+    res = runner.invoke(root, ["study", "urdc", *args])
     assert res.exit_code == 2 and "unknown decoder" in res.output

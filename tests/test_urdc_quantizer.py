@@ -1,4 +1,4 @@
-"""Dithered quantizer and bitstream contract of lossylearn.urdc (values, byte-exact round trips)."""
+"""Dithered quantizer and bitstream contract of lossylearn.studies.urdc (values, byte-exact round trips)."""
 
 from __future__ import annotations
 

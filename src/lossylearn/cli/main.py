@@ -1,9 +1,9 @@
 """The root ``lossylearn`` command, its sub-command groups, and the one error path of the CLI.
 
 Commands raise :class:`~lossylearn.errors.LossylearnError` for anything the user can fix and never
-catch it; :func:`_one_error_path` (used by :func:`main` and by the root command itself, so that
-``typer.testing.CliRunner`` on :data:`app` sees exactly what a user sees) prints it as
-``error: MESSAGE`` on one line of stderr and exits with status 2.
+catch it; :func:`_one_error_path` prints it as ``error: MESSAGE`` on one line of stderr and exits
+with status 2. The root command runs every sub-command inside it, so :func:`main` (the console
+script) and ``typer.testing.CliRunner`` on :data:`app` show exactly the same thing.
 """
 
 from __future__ import annotations

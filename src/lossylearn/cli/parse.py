@@ -60,12 +60,18 @@ TrainNoise = choices("TrainNoise", ("none", *KINDS))
 Architecture = choices("Architecture", ("factorized", "hyperprior"))
 
 
+def _convert(convert: Callable[[str], T], text: str, message: str) -> T:
+    """``convert(text)``, its ValueError reworded as ``message`` (which names the option)."""
+    try:
+        return convert(text)
+    except ValueError:
+        raise LossylearnError(message) from None
+
+
 def _items(text: str, option: str, convert: Callable[[str], T], kind: str) -> tuple[T, ...]:
     """Comma-separated values (spaces ignored, empty items skipped), at least one."""
-    try:
-        values = tuple(convert(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise LossylearnError(f"{option} takes comma-separated {kind}s; got {text!r}") from None
+    message = f"{option} takes comma-separated {kind}s; got {text!r}"
+    values = tuple(_convert(convert, v, message) for v in text.replace(" ", "").split(",") if v)
     if not values:
         raise LossylearnError(f"{option} needs at least one {kind}")
     return values
@@ -74,7 +80,7 @@ def _items(text: str, option: str, convert: Callable[[str], T], kind: str) -> tu
 #: What ``floats`` accepts, by (nonneg, allow_inf), for its refusals.
 _FLOAT_KINDS = {
     (False, False): "finite numbers",
-    (False, True): "numbers (inf allowed, not nan)",
+    (False, True): "numbers (not nan)",
     (True, False): "finite numbers >= 0",
     (True, True): "numbers >= 0 (inf allowed)",
 }
@@ -126,16 +132,14 @@ def pairs(text: str, option: str, second: str) -> list[tuple[float, float]]:
             continue
         parts = item.split(":")
         if len(parts) != 2:
-            raise LossylearnError(f"targets are 'D:{second};D:{second}'; got {item!r}")
-        try:
-            D, c = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise LossylearnError(f"targets must be numbers; got {item!r}") from None
+            raise LossylearnError(f"{option} are 'D:{second};D:{second}'; got {item!r}")
+        message = f"{option} must be numbers; got {item!r}"
+        D, c = _convert(float, parts[0], message), _convert(float, parts[1], message)
         if not (math.isfinite(D) and D >= 0) or math.isnan(c) or c < 0:
             raise LossylearnError(
                 f"{option} need a finite D >= 0 and {second} >= 0 (inf allowed); got {item!r}"
             )
         out.append((D, c))
     if not out:
-        raise LossylearnError("no targets given")
+        raise LossylearnError(f"{option} needs at least one target")
     return out

@@ -1,4 +1,5 @@
-"""Experiment drivers: the LCoN study (paper section VI-A), its results, figures and report.
+"""Experiment drivers: the LCoN study (:mod:`.lcon`, paper section VI) and the URDC study
+(:mod:`.urdc`).
 
 Names load on first use, so ``lossylearn --help`` does not import torch.
 """
@@ -9,12 +10,15 @@ import importlib
 from typing import Any
 
 _HOME = {
-    "CodedSizes": "calibration", "SchemeBudget": "calibration", "calibrate_storage": "calibration",
-    "largest_prefix": "calibration", "Claim": "claims", "check_claims": "claims",
-    "CodecTrainingConfig": "codec_training", "matched_checkpoint": "codec_training",
-    "LAPLACE_PSNRS": "lcon", "PAPER_PSNRS": "lcon", "PROFILES": "lcon", "StudyConfig": "lcon", "StudyResult": "lcon",
-    "profile_config": "lcon", "run_lcon_study": "lcon", "SCHEMES": "results", "TEST_SETS": "results",
-    "ResultRow": "results", "SummaryRow": "results", "summarize": "results",
+    "CodedSizes": "lcon.budget", "SchemeBudget": "lcon.budget",
+    "calibrate_storage": "lcon.budget", "largest_prefix": "lcon.budget",
+    "Claim": "lcon.claims", "check_claims": "lcon.claims",
+    "CodecTrainingConfig": "lcon.codec_training", "matched_checkpoint": "lcon.codec_training",
+    "LAPLACE_PSNRS": "lcon.config", "PAPER_PSNRS": "lcon.config", "PROFILES": "lcon.config",
+    "StudyConfig": "lcon.config", "profile_config": "lcon.config",
+    "StudyResult": "lcon.run", "run_lcon_study": "lcon.run",
+    "SCHEMES": "lcon.results", "TEST_SETS": "lcon.results", "ResultRow": "lcon.results",
+    "SummaryRow": "lcon.results", "summarize": "lcon.results",
 }  # fmt: skip
 
 __all__ = sorted(_HOME)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .results import SummaryRow
+from lossylearn.studies.lcon.results import SummaryRow
 
 __all__ = ["SCHEME_STYLE", "write_figures", "plot_fig2", "plot_fig3", "plot_samples"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CodecError, LossylearnError
+from lossylearn.errors import CodecError, LossylearnError
 
 __all__ = ["CodecTrainingConfig", "matched_checkpoint"]
 
@@ -55,7 +55,7 @@ class CodecTrainingConfig:
 
 
 def _reusable(path: Path, metric: str, target: float, settings: dict[str, Any]) -> bool:
-    from ..codecs.learned.checkpoint import read_config
+    from lossylearn.codecs.learned.checkpoint import read_config
 
     try:
         meta = read_config(path).get("meta", {})
@@ -85,9 +85,9 @@ def matched_checkpoint(
     target was met within the tolerance, every round's (lambda, distortion, estimated bpp), the
     number of training images and the seconds spent (0 when reused).
     """
-    from ..codecs.learned.checkpoint import read_config, save_checkpoint
-    from ..codecs.learned.train import CodecTrainConfig as TrainConfig
-    from ..codecs.learned.train import train_codec
+    from lossylearn.codecs.learned.checkpoint import read_config, save_checkpoint
+    from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
+    from lossylearn.codecs.learned.train import train_codec
 
     settings = config.identity()
     started = time.perf_counter()

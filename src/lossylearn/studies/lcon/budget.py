@@ -1,4 +1,4 @@
-"""Storage calibration: give every training scheme the examples that fit in the same number of bits.
+"""Storage budget of the LCoN study: every training scheme gets the examples that fit in the same bits.
 
 Each scheme's training set is a sequence of coded images (per-image payload bytes) plus bytes stored
 once for the whole set (shared headers such as JPEG tables, or the PNG signature and header chunks).
@@ -15,9 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LossylearnError
+from lossylearn.errors import LossylearnError
 
-__all__ = ["CodedSizes", "SchemeBudget", "calibrate_storage", "largest_prefix"]
+__all__ = [
+    "CodedSizes",
+    "SchemeBudget",
+    "calibrate_storage",
+    "calibration_record",
+    "largest_prefix",
+    "png_sizes",
+]
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,40 @@ def calibrate_storage(
         used = int(s.payload_bytes[:n].sum()) + int(s.shared_header_bytes)
         out[name] = SchemeBudget(name, len(s.payload_bytes), n, 8 * used, 8 * budget)
     return out
+
+
+def png_sizes(images: np.ndarray) -> CodedSizes:
+    """Lossless PNG bytes per image (clean and noisy schemes), the per-set PNG header counted once."""
+    from lossylearn.codecs import get_codec
+
+    png = get_codec("png")
+    shape = tuple(int(v) for v in images.shape[1:])
+    quality = int(tuple(getattr(png, "qualities", (0,)))[0])  # lossless: its only quality level
+    sizes = np.fromiter(
+        (len(png.encode(img, quality)) for img in images), dtype=np.int64, count=len(images)
+    )
+    return CodedSizes(sizes, len(png.shared_header(quality, shape)))
+
+
+def calibration_record(
+    psnr: float,
+    budgets: dict[str, SchemeBudget],
+    *,
+    enabled: bool,
+    pixels: int,
+    clean: CodedSizes,
+    noisy: CodedSizes,
+    lcon_bits_per_pixel: float,
+) -> dict[str, Any]:
+    """The results.json entry of one noise level: PNG rates of the baselines' full sets (over
+    ``pixels`` pixel positions), the LCoN store's rate, and each scheme's budget."""
+    return {
+        "psnr": float(psnr),
+        "enabled": enabled,
+        "png_bits_per_pixel": {
+            "clean": 8 * clean.total_bytes / pixels,
+            "noisy": 8 * noisy.total_bytes / pixels,
+        },
+        "lcon_bits_per_pixel": float(lcon_bits_per_pixel),
+        "schemes": {k: v.to_dict() for k, v in budgets.items()},
+    }

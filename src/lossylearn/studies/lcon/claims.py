@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .results import SummaryRow
+from lossylearn.studies.lcon.results import SummaryRow
 
 __all__ = ["Claim", "check_claims"]
 

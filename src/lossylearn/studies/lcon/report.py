@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report", "accuracy_table"]
+__all__ = ["accuracy_table", "privacy_section", "write_report"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1180px;
@@ -133,6 +133,55 @@ def _codec_training_section(results: dict[str, Any]) -> str:
     )
 
 
+def _privacy_figures(privacy: dict[str, Any]) -> dict[str, Any]:
+    """The figures a store's manifest states: its guarantee, or (seeded) ``if_unseeded``."""
+    return privacy if privacy.get("guarantee") else privacy.get("if_unseeded", {})
+
+
+def privacy_section(stores: list[dict[str, Any]]) -> str:
+    """The privacy of every store, from its manifest: the guarantee, or, for a seeded store, a
+    plain statement that it has none and what the same noise would give unseeded."""
+    seeded = [s for s in stores if not s["privacy"].get("guarantee")]
+    out = ["<h2>Privacy</h2>"]
+    if seeded:
+        out.append(
+            "<p><b>These study stores carry no privacy guarantee.</b> "
+            f"{len(seeded)} of {len(stores)} stores were made with seeded noise, so that the study "
+            "can be reproduced; anyone who learns or guesses the seed can regenerate the noise and "
+            "subtract it, so their manifests say <code>privacy.guarantee: false</code>. The epsilon "
+            "shown for them is what the same noise would give drawn from the operating system's "
+            "secure generator (<code>privacy.if_unseeded</code>): what a store made the same way "
+            "without <code>--seed</code> would state.</p>"
+        )
+    rows = []
+    for s in stores:
+        p = s["privacy"]
+        g = _privacy_figures(p)
+        per_image = g.get("per_image", {})
+        rows.append([
+            _e(s["name"]),
+            "<span class='ok'>yes</span>" if p.get("guarantee") else "<span class='no'>none (seeded)</span>",
+            _e(g.get("mechanism", p.get("mechanism", ""))),
+            _e(format(g["epsilon"], ".4g")) if "epsilon" in g else "",
+            _e(format(g["delta"], ".3g")) if "delta" in g else "",
+            _e(g.get("unit", "")),
+            _e(format(per_image["epsilon"], ".4g")) if "epsilon" in per_image else "",
+        ])  # fmt: skip
+    head = ["store", "guarantee", "mechanism", "epsilon (if unseeded)" if seeded else "epsilon",
+            "delta", "unit protected", "epsilon per whole image"]  # fmt: skip
+    out.append(_table(head, rows, left=3))
+    out.append("<p>Each manifest's own statement:</p><ul>")
+    for s in stores:
+        out.append(f"<li><b>{_e(s['name'])}</b>: {_e(s['privacy'].get('statement', ''))}</li>")
+    out.append("</ul>")
+    nc = next((s["privacy"]["not_covered"] for s in stores if s["privacy"].get("not_covered")), None)
+    if nc:
+        out.append(
+            "<p class='muted'>Not covered by any guarantee: " + "; ".join(_e(x) for x in nc) + ".</p>"
+        )
+    return "".join(out)
+
+
 def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) -> Path:
     """Write the HTML report of a study from its results.json payload and figure files."""
     cfg = results["config"]
@@ -187,7 +236,8 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
         sch = cal["schemes"]
         srows.append([
             f"{cal['psnr']:g}", f"{s['bits_per_pixel']:.3f}", str(s["quality"]),
-            f"{s['target_distortion']:.4g}", f"{s['achieved_distortion']:.4g}",
+            f"{s['target_distortion']:.4g} ({_e(s.get('target_basis', ''))})",
+            f"{s['achieved_distortion']:.4g}",
             "<span class='ok'>yes</span>" if s["target_reached"] else "<span class='no'>no</span>",
             f"{cal['png_bits_per_pixel']['clean']:.3f}", f"{cal['png_bits_per_pixel']['noisy']:.3f}",
             " / ".join(str(sch[k]["n_train"]) for k in ("clean", "noisy", "lcon")),
@@ -202,7 +252,9 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
         "<p class='muted'>Bits per pixel count every stored byte (coded payloads plus headers shared by the "
         "whole set, e.g. JPEG tables) over all pixel positions. Clean and noisy training sets are counted at "
         "their lossless PNG size with the PNG header counted once. Each scheme keeps the longest prefix of its "
-        "randomly ordered examples that fits in the common budget.</p>"
+        "randomly ordered examples that fits in the common budget. The target's basis is the "
+        "manifest's: <i>nominal</i> = sigma^2 (MSE) or b (MAE); <i>effective</i> = the distortion "
+        "the noise really adds after clipping, estimated from the noisy images the store holds.</p>"
     )
     if results.get("codec_training"):
         parts.append(_codec_training_section(results))
@@ -227,24 +279,7 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
         if name in figures:
             parts.append(_img(figures[name], cls="wide", alt=name))
 
-    parts.append("<h2>Privacy</h2><p>From the manifest of each LCoN training store:</p><ul>")
-    for s in results["stores"]:
-        parts.append(f"<li><b>{_e(s['name'])}</b>: {_e(s['privacy'].get('statement', ''))}</li>")
-    parts.append("</ul>")
-    nc = next(
-        (
-            s["privacy"].get("not_covered")
-            for s in results["stores"]
-            if s["privacy"].get("not_covered")
-        ),
-        None,
-    )
-    if nc:
-        parts.append(
-            "<p class='muted'>Not covered by the guarantee: "
-            + "; ".join(_e(x) for x in nc)
-            + ".</p>"
-        )
+    parts.append(privacy_section(results["stores"]))
 
     t = results["timing"]
     parts.append("<h2>Versions and cost</h2>")

@@ -1,1 +1,0 @@
-"""Home of the ``lossylearn study urdc`` command line only; the study is :mod:`lossylearn.studies.urdc`."""
