@@ -141,7 +141,7 @@ def compress(
         MatchNoise,
         typer.Option(
             help="nominal: MSE = sigma^2 / MAE = b (the paper). effective: the distortion the noise "
-            "really adds after clipping to 0..255, estimated from the noisy images alone (needs --seed).",
+            "really adds after clipping to 0..255, estimated from the very noisy images that are stored (no clean data).",
             rich_help_panel=CODEC,
         ),
     ] = MatchNoise.nominal,

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from lossylearn.codecs.base import check_image, check_quality, check_shape, register_codec
-from lossylearn.codecs.pillow_io import library_versions, open_file, save_file
+from lossylearn.codecs.base import register_codec
+from lossylearn.codecs.pillow import PillowCodec, int_option
 from lossylearn.errors import CodecError
 
 __all__ = ["PngCodec", "png_chunks", "png_file"]
@@ -71,48 +71,38 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-class PngCodec:
+class PngCodec(PillowCodec):
     """Lossless PNG; the only quality is 0. ``compress_level`` 0..9 is zlib's effort (9: smallest)."""
 
     name = "png"
     extension = ".png"
-    qualities: tuple[int, ...] = (0,)
+    qualities = (0,)
     lossless = True
+    pillow_format = "PNG"
+    features = ("zlib",)
 
     def __init__(self, compress_level: int = 9) -> None:
-        if (
-            isinstance(compress_level, bool)
-            or not isinstance(compress_level, int)
-            or not 0 <= compress_level <= 9
-        ):
-            raise CodecError(
-                f"png compress_level must be an integer from 0 to 9, got {compress_level!r}"
-            )
-        self.compress_level = compress_level
+        super().__init__()
+        self.compress_level = int_option("png", "compress_level", compress_level, 0, 9)
 
-    def encode(self, image: np.ndarray, quality: int = 0) -> bytes:
-        """The zlib stream of ``image``'s filtered rows (signature, IHDR, IEND left out)."""
-        image = check_image(image, self.name)
-        check_quality(quality, self.qualities, self.name)
-        full = save_file(
-            image, "PNG", self.name, compress_level=self.compress_level, optimize=False
-        )
-        chunks = png_chunks(full)
+    def save_params(self, channels: int, quality: int) -> dict[str, Any]:
+        return {"compress_level": self.compress_level, "optimize": False}
+
+    def strip(self, file: bytes, image: np.ndarray, quality: int) -> bytes:
+        """The zlib stream of the image's filtered rows (signature, IHDR, IEND left out)."""
+        chunks = png_chunks(file)
         kinds = [k for k, _ in chunks]
         if (
             kinds[:1] != [b"IHDR"]
             or kinds[-1:] != [b"IEND"]
             or set(kinds[1:-1]) != {b"IDAT"}
-            or PNG_SIGNATURE + _ihdr(image.shape) != full[: 8 + 25]  # type: ignore[arg-type]
+            or PNG_SIGNATURE + _ihdr(image.shape) != file[: 8 + 25]  # type: ignore[arg-type]
         ):
             raise CodecError(f"Pillow wrote a PNG with chunks {kinds}, expected IHDR, IDAT.., IEND")
         return b"".join(body for _, body in chunks[1:-1])
 
-    def decode(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> np.ndarray:
-        """The exact uint8 image of ``shape`` held by ``payload``; CodecError if corrupt."""
-        shape = check_shape(shape, self.name)
-        check_quality(quality, self.qualities, self.name)
-        payload = bytes(payload)
+    def check_payload(self, payload: bytes) -> None:
+        """The payload must be one whole zlib stream."""
         stream = zlib.decompressobj()
         try:
             stream.decompress(payload)
@@ -122,29 +112,17 @@ class PngCodec:
             raise CodecError(
                 "png payload is truncated or has trailing bytes: its zlib stream does not end where it should"
             )
-        return open_file(png_file(payload, shape), "PNG", shape, self.name)
 
-    def shared_header(self, quality: int, shape: tuple[int, int, int]) -> bytes:
-        """Nothing: signature, IHDR and IEND follow from the shape."""
-        check_shape(shape, self.name)
-        check_quality(quality, self.qualities, self.name)
-        return b""
+    def rebuild(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
+        """A standard PNG file with one IDAT chunk; signature, IHDR and IEND follow from the shape."""
+        return png_file(payload, shape)
 
-    def container(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
-        """A standard PNG file with one IDAT chunk."""
-        shape = check_shape(shape, self.name)
-        check_quality(quality, self.qualities, self.name)
-        return png_file(bytes(payload), shape)
-
-    def config(self) -> dict[str, Any]:
-        """Options and library versions for the manifest."""
+    def settings(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "compress_level": self.compress_level,
             "lossless": True,
             "payload": "zlib stream of the IDAT chunks; signature, IHDR, IDAT framing and IEND rebuilt",
             "shared_header": "none",
-            **library_versions("zlib"),
         }
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from lossylearn.codecs.base import check_image, check_quality, check_shape, register_codec
-from lossylearn.codecs.pillow_io import library_versions, open_file, save_file
+from lossylearn.codecs.base import register_codec
+from lossylearn.codecs.pillow import PillowCodec, int_option
 from lossylearn.errors import CodecError
 
 __all__ = ["WebpCodec", "webp_file"]
@@ -52,73 +52,48 @@ def webp_file(payload: bytes, shape: tuple[int, int, int]) -> bytes:
     return b"RIFF" + _le32(4 + len(chunk)) + b"WEBP" + chunk
 
 
-class WebpCodec:
+class WebpCodec(PillowCodec):
     """Lossy WebP; quality 0..100 is libwebp's quality, ``method`` (0..6) trades speed for size."""
 
     name = "webp"
     extension = ".webp"
-    qualities: tuple[int, ...] = tuple(range(0, 101))
-    lossless = False
+    qualities = tuple(range(0, 101))
+    pillow_format = "WEBP"
+    features = ("webp",)
+    required = ("webp", "webp needs Pillow built with WebP support")
 
     def __init__(self, method: int = 4) -> None:
-        if isinstance(method, bool) or not isinstance(method, int) or not 0 <= method <= 6:
-            raise CodecError(
-                f"webp method must be an integer from 0 (fastest) to 6 (smallest), got {method!r}"
-            )
-        from PIL import features
+        self.method = int_option("webp", "method", method, 0, 6, " (fastest)", " (smallest)")
+        super().__init__()
 
-        if not features.check("webp"):
-            raise CodecError("webp needs Pillow built with WebP support")
-        self.method = method
+    def save_params(self, channels: int, quality: int) -> dict[str, Any]:
+        return {"quality": quality, "method": self.method, "lossless": False}
 
-    def _file(self, image: np.ndarray, quality: int) -> bytes:
-        return save_file(
-            image, "WEBP", self.name, quality=quality, method=self.method, lossless=False
-        )
-
-    def encode(self, image: np.ndarray, quality: int) -> bytes:
-        """The VP8 frame of ``image`` at ``quality`` without RIFF header, start code and size."""
-        image = check_image(image, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        full = self._file(image, q)
-        frame = full[20 : 20 + int.from_bytes(full[16:20], "little")]
+    def strip(self, file: bytes, image: np.ndarray, quality: int) -> bytes:
+        """The VP8 frame without RIFF header, start code and size."""
+        frame = file[20 : 20 + int.from_bytes(file[16:20], "little")]
         payload = frame[:3] + frame[10:]
         try:
             rebuilt = webp_file(payload, image.shape)  # type: ignore[arg-type]
         except CodecError:
             rebuilt = b""
-        if rebuilt != full:
-            raise CodecError(f"libwebp wrote a file that is not a simple lossy WebP at quality {q}")
+        if rebuilt != file:
+            raise CodecError(
+                f"libwebp wrote a file that is not a simple lossy WebP at quality {quality}"
+            )
         return payload
 
-    def decode(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> np.ndarray:
-        """The uint8 image of ``shape`` held by ``payload``; CodecError if truncated or corrupt."""
-        shape = check_shape(shape, self.name)
-        check_quality(quality, self.qualities, self.name)
-        return open_file(webp_file(bytes(payload), shape), "WEBP", shape, self.name)
+    def rebuild(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
+        """The standard WebP file; the stripped wrapper follows from the shape and the length."""
+        return webp_file(payload, shape)
 
-    def shared_header(self, quality: int, shape: tuple[int, int, int]) -> bytes:
-        """Nothing: the stripped wrapper follows from the shape and the payload length."""
-        check_shape(shape, self.name)
-        check_quality(quality, self.qualities, self.name)
-        return b""
-
-    def container(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
-        """The standard WebP file, byte-identical to what libwebp wrote."""
-        shape = check_shape(shape, self.name)
-        check_quality(quality, self.qualities, self.name)
-        return webp_file(bytes(payload), shape)
-
-    def config(self) -> dict[str, Any]:
-        """Options and library versions for the manifest."""
+    def settings(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "method": self.method,
             "lossless": False,
             "grey_images": "coded as RGB, decoded with Pillow's L conversion",
             "payload": "VP8 key frame without start code and dimensions (RIFF/VP8 chunk headers rebuilt)",
             "shared_header": "none",
-            **library_versions("webp"),
         }
 
 
