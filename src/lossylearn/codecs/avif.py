@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from lossylearn.codecs.base import check_image, check_quality, check_shape, register_codec
-from lossylearn.codecs.pillow_io import library_versions, open_file, save_file
+from lossylearn.codecs.base import register_codec
+from lossylearn.codecs.pillow import PillowCodec, choice_option, int_option
 from lossylearn.errors import CodecError
 
 __all__ = ["AVIF_SUBSAMPLINGS", "AvifCodec", "AvifLayout", "avif_layout"]
@@ -172,7 +172,7 @@ def _template(shape: tuple[int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(ramp[:, :, None], c, axis=2))
 
 
-class AvifCodec:
+class AvifCodec(PillowCodec):
     """AVIF via Pillow: quality 0..100, encoder ``speed`` 0 (slowest, smallest) .. 10, one thread.
 
     Grey images are coded monochrome (4:0:0); colour with chroma ``subsampling``.
@@ -180,38 +180,27 @@ class AvifCodec:
 
     name = "avif"
     extension = ".avif"
-    qualities: tuple[int, ...] = tuple(range(0, 101))
-    lossless = False
+    qualities = tuple(range(0, 101))
+    pillow_format = "AVIF"
+    features = ("avif",)
+    required = ("avif", "avif needs Pillow built with AVIF support (Pillow >= 11.3 wheels have it)")
 
     def __init__(self, speed: int = 6, subsampling: str = "4:2:0") -> None:
-        if isinstance(speed, bool) or not isinstance(speed, int) or not 0 <= speed <= 10:
-            raise CodecError(
-                f"avif speed must be an integer from 0 (slowest) to 10 (fastest), got {speed!r}"
-            )
-        if subsampling not in AVIF_SUBSAMPLINGS:
-            raise CodecError(
-                f"unknown AVIF subsampling {subsampling!r}; choose one of {', '.join(AVIF_SUBSAMPLINGS)}"
-            )
-        from PIL import features
-
-        if not features.check("avif"):
-            raise CodecError(
-                "avif needs Pillow built with AVIF support (Pillow >= 11.3 wheels have it)"
-            )
-        self.speed = speed
-        self.subsampling = subsampling
+        self.speed = int_option("avif", "speed", speed, 0, 10, " (slowest)", " (fastest)")
+        self.subsampling = choice_option("AVIF", "subsampling", subsampling, AVIF_SUBSAMPLINGS)
+        super().__init__()
         self._layouts: dict[tuple[int, tuple[int, int, int]], AvifLayout] = {}
 
-    def _file(self, image: np.ndarray, quality: int) -> bytes:
+    def save_params(self, channels: int, quality: int) -> dict[str, Any]:
         params: dict[str, Any] = {"quality": quality, "speed": self.speed, "max_threads": 1}
-        if image.shape[2] == 3:
+        if channels == 3:
             params["subsampling"] = self.subsampling
-        return save_file(image, "AVIF", self.name, **params)
+        return params
 
     def _layout(self, quality: int, shape: tuple[int, int, int]) -> AvifLayout:
         layout = self._layouts.get((quality, shape))
         if layout is None:
-            full = self._file(_template(shape), quality)
+            full = self.save(_template(shape), quality)
             layout, rest = avif_layout(full)
             if layout.file(rest) != full:
                 raise CodecError(
@@ -220,49 +209,32 @@ class AvifCodec:
             self._layouts[(quality, shape)] = layout
         return layout
 
-    def encode(self, image: np.ndarray, quality: int) -> bytes:
-        """The frame OBU(s) of ``image`` at ``quality`` (whole file if its layout is unusual)."""
-        image = check_image(image, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        layout = self._layout(q, image.shape)  # type: ignore[arg-type]
-        full = self._file(image, q)
-        rest = full[len(layout.header) :]
+    def strip(self, file: bytes, image: np.ndarray, quality: int) -> bytes:
+        """The frame OBU(s) (the whole file if its layout is unusual)."""
+        layout = self._layout(quality, image.shape)  # type: ignore[arg-type]
+        rest = file[len(layout.header) :]
         if rest.startswith(layout.obu_prefix):
             payload = rest[len(layout.obu_prefix) :]
-            if payload[:1] not in (b"", b"\x00") and layout.file(payload) == full:
+            if payload[:1] not in (b"", b"\x00") and layout.file(payload) == file:
                 return payload
-        return full
+        return file
 
-    def _full(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
+    def rebuild(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
+        """The standard AVIF file, byte-identical to what libavif wrote."""
         if not payload:
             raise CodecError("avif payload is empty")
         if payload[0] == 0:  # a whole AVIF file (box size's high byte), stored as is
             return payload
         return self._layout(quality, shape).file(payload)
 
-    def decode(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> np.ndarray:
-        """The uint8 image of ``shape`` held by ``payload``; CodecError if truncated or corrupt."""
-        shape = check_shape(shape, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        return open_file(self._full(bytes(payload), q, shape), "AVIF", shape, self.name)
-
-    def shared_header(self, quality: int, shape: tuple[int, int, int]) -> bytes:
+    def shared(self, quality: int, shape: tuple[int, int, int]) -> bytes:
         """The box header (ftyp, meta, mdat header) and opening OBUs shared at ``quality``."""
-        shape = check_shape(shape, self.name)
-        return self._layout(check_quality(quality, self.qualities, self.name), shape).shared()
+        return self._layout(quality, shape).shared()
 
-    def container(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
-        """The standard AVIF file, byte-identical to what libavif wrote."""
-        shape = check_shape(shape, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        return self._full(bytes(payload), q, shape)
-
-    def config(self) -> dict[str, Any]:
-        """Options and library versions for the manifest."""
+    def settings(self) -> dict[str, Any]:
         from PIL import _avif
 
         return {
-            "name": self.name,
             "speed": self.speed,
             "subsampling": self.subsampling,
             "grey_images": "monochrome (4:0:0)",
@@ -270,7 +242,6 @@ class AvifCodec:
             "payload": "AV1 frame OBU(s); box header and sequence header rebuilt from the shared header",
             "shared_header": "ftyp + meta + mdat header + temporal delimiter + sequence header, per quality",
             "av1_codecs": _avif.codec_versions(),
-            **library_versions("avif"),
         }
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lossylearn.codecs.base import check_image, check_quality, check_shape, register_codec
-from lossylearn.codecs.pillow_io import library_versions, save_file, to_array
+from lossylearn.codecs.base import register_codec
+from lossylearn.codecs.pillow import PillowCodec, choice_option, to_array
 from lossylearn.errors import CodecError
 
 __all__ = ["JPEG_SUBSAMPLINGS", "JpegCodec", "JpegParts", "jpeg_file", "jpeg_prefix", "split_jpeg"]
@@ -154,10 +154,7 @@ def jpeg_prefix(tables: bytes, shape: tuple[int, int, int], subsampling: str = "
         raise CodecError(
             "a JPEG shared header must be a tables-only stream: SOI, DQT/DHT segments, EOI"
         )
-    if subsampling not in JPEG_SUBSAMPLINGS:
-        raise CodecError(
-            f"unknown JPEG subsampling {subsampling!r}; choose one of {', '.join(JPEG_SUBSAMPLINGS)}"
-        )
+    choice_option("JPEG", "subsampling", subsampling, tuple(JPEG_SUBSAMPLINGS))
     sof, sos = _frame_headers(shape, subsampling)
     dqt = b"".join(seg for m, seg in parts.segments if m == _DQT)
     dht = b"".join(seg for m, seg in parts.segments if m == _DHT)
@@ -189,7 +186,7 @@ class _Frame:
     prefix: bytes  # SOI .. SOS, what precedes every payload in the standard file
 
 
-class JpegCodec:
+class JpegCodec(PillowCodec):
     """Baseline JPEG (libjpeg via Pillow) with tables stored once: payload = scan data + EOI.
 
     Grey images are coded as one-component JPEG (mode ``L``); colour as YCbCr with chroma
@@ -198,27 +195,27 @@ class JpegCodec:
 
     name = "jpeg"
     extension = ".jpg"
-    qualities: tuple[int, ...] = tuple(range(1, 101))
-    lossless = False
+    qualities = tuple(range(1, 101))
+    pillow_format = "JPEG"
+    features = ("jpg", "libjpeg_turbo")
 
     def __init__(self, subsampling: str = "4:2:0") -> None:
-        if subsampling not in JPEG_SUBSAMPLINGS:
-            raise CodecError(
-                f"unknown JPEG subsampling {subsampling!r}; choose one of {', '.join(JPEG_SUBSAMPLINGS)}"
-            )
-        self.subsampling = subsampling
+        super().__init__()
+        self.subsampling = choice_option(
+            "JPEG", "subsampling", subsampling, tuple(JPEG_SUBSAMPLINGS)
+        )
         self._frames: dict[tuple[int, tuple[int, int, int]], _Frame] = {}
 
-    def _save(self, image: np.ndarray, quality: int) -> bytes:
+    def save_params(self, channels: int, quality: int) -> dict[str, Any]:
         params: dict[str, Any] = {"quality": quality, "optimize": False, "progressive": False}
-        if image.shape[2] == 3:
+        if channels == 3:
             params["subsampling"] = JPEG_SUBSAMPLINGS[self.subsampling][0]
-        return save_file(image, "JPEG", self.name, **params)
+        return params
 
     def _frame(self, quality: int, shape: tuple[int, int, int]) -> _Frame:
         frame = self._frames.get((quality, shape))
         if frame is None:
-            full = self._save(np.zeros(shape, dtype=np.uint8), quality)
+            full = self.save(np.zeros(shape, dtype=np.uint8), quality)
             parts = split_jpeg(full)
             tables = SOI + b"".join(seg for m, seg in parts.segments if m in (_DQT, _DHT)) + EOI
             prefix = jpeg_prefix(tables, shape, self.subsampling)
@@ -230,56 +227,40 @@ class JpegCodec:
             frame = self._frames[(quality, shape)] = _Frame(tables=tables, prefix=prefix)
         return frame
 
-    def encode(self, image: np.ndarray, quality: int) -> bytes:
-        """Scan data + EOI of ``image`` coded at ``quality`` (tables and headers left out)."""
-        image = check_image(image, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        prefix = self._frame(q, image.shape).prefix  # type: ignore[arg-type]
-        full = self._save(image, q)
-        if not full.startswith(prefix) or not full.endswith(EOI):
+    def strip(self, file: bytes, image: np.ndarray, quality: int) -> bytes:
+        """Scan data + EOI (tables and headers left out)."""
+        prefix = self._frame(quality, image.shape).prefix  # type: ignore[arg-type]
+        if not file.startswith(prefix) or not file.endswith(EOI):
             raise CodecError(
-                f"libjpeg wrote a JPEG whose header differs from the shared one at quality {q}"
+                f"libjpeg wrote a JPEG whose header differs from the shared one at quality {quality}"
             )
-        return full[len(prefix) :]
+        return file[len(prefix) :]
 
-    def decode(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> np.ndarray:
-        """The uint8 image of ``shape`` held by ``payload``; CodecError if truncated or corrupt."""
-        shape = check_shape(shape, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        payload = bytes(payload)
+    def rebuild(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
+        """The standard JPEG file: the shared prefix (SOI .. SOS) and the payload."""
         _check_payload(payload)
-        data = self._frame(q, shape).prefix + payload
+        return self._frame(quality, shape).prefix + payload
+
+    def read(self, file: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         mode = "L" if shape[2] == 1 else "RGB"
         try:
-            img = Image.frombytes(mode, (shape[1], shape[0]), data, "jpeg", mode, "")
+            img = Image.frombytes(mode, (shape[1], shape[0]), file, "jpeg", mode, "")
         except (OSError, ValueError) as e:
             raise CodecError(f"jpeg payload is corrupt or truncated ({e})") from None
         return to_array(img, shape, self.name)
 
-    def shared_header(self, quality: int, shape: tuple[int, int, int]) -> bytes:
+    def shared(self, quality: int, shape: tuple[int, int, int]) -> bytes:
         """The tables-only JPEG stream (SOI, DQT, DHT, EOI) shared by every image at ``quality``."""
-        shape = check_shape(shape, self.name)
-        return self._frame(check_quality(quality, self.qualities, self.name), shape).tables
+        return self._frame(quality, shape).tables
 
-    def container(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
-        """The standard JPEG file: byte-identical to what Pillow writes for the same image."""
-        shape = check_shape(shape, self.name)
-        q = check_quality(quality, self.qualities, self.name)
-        payload = bytes(payload)
-        _check_payload(payload)
-        return self._frame(q, shape).prefix + payload
-
-    def config(self) -> dict[str, Any]:
-        """Options and library versions for the manifest."""
+    def settings(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "subsampling": self.subsampling,
             "colour_space": "YCbCr (grey images: one component)",
             "huffman_tables": "standard (T.81 Annex K), not optimized per image",
             "quantization_tables": "T.81 Annex K scaled by libjpeg quality, baseline",
             "payload": "entropy-coded scan data + EOI; SOF0/SOS rebuilt from the image shape",
             "shared_header": "tables-only JPEG stream (SOI, DQT, DHT, EOI) per quality",
-            **library_versions("jpg", "libjpeg_turbo"),
         }
 
 

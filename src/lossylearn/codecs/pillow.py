@@ -130,10 +130,10 @@ class PillowCodec:
     :meth:`rebuild` and :meth:`settings`; the others have defaults.
     """
 
-    name: ClassVar[str]
-    extension: ClassVar[str]
-    qualities: ClassVar[tuple[int, ...]]
-    lossless: ClassVar[bool] = False
+    name: str
+    extension: str
+    qualities: tuple[int, ...]
+    lossless: bool = False
     pillow_format: ClassVar[str]
     """Pillow's name of the format, e.g. ``"WEBP"``."""
     features: ClassVar[tuple[str, ...]]
