@@ -120,7 +120,8 @@ def train_from_dataset(
     """
     from lossylearn.codecs.learned.checkpoint import save_checkpoint
     from lossylearn.codecs.learned.models import preset_config
-    from lossylearn.codecs.learned.train import CodecTrainConfig, train_codec
+    from lossylearn.codecs.learned.fitting import train_codec
+    from lossylearn.codecs.learned.train import CodecTrainConfig
 
     start = time.perf_counter()
     if noise not in ("none", "gaussian", "laplace"):

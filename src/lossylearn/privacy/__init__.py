@@ -6,7 +6,8 @@
 - :mod:`~lossylearn.privacy.laws`: the integer noise laws (pmf, variance, entropy)
 - :mod:`~lossylearn.privacy.entropy`: ``rho_N(a) = -log2 P(N = a)`` and ``H(N)`` in bits
 - :mod:`~lossylearn.privacy.accounting`: analytic / exact discrete / zCDP / Laplace accounting
-- :mod:`~lossylearn.privacy.calibration`: :func:`resolve_noise` and :class:`PrivacyGuarantee`
+- :mod:`~lossylearn.privacy.calibration`: :func:`resolve_noise`, noise from a request
+- :mod:`~lossylearn.privacy.guarantee`: :class:`PrivacyGuarantee`, the statement it gives
 """
 
 from lossylearn.privacy.accounting import (
@@ -20,7 +21,7 @@ from lossylearn.privacy.accounting import (
     zcdp_delta,
     zcdp_epsilon,
 )
-from lossylearn.privacy.calibration import PrivacyGuarantee, resolve_noise
+from lossylearn.privacy.calibration import resolve_noise
 from lossylearn.privacy.discrete import (
     gaussian_sigma2_fraction,
     laplace_b_fraction,
@@ -28,6 +29,7 @@ from lossylearn.privacy.discrete import (
     sample_discrete_laplace,
 )
 from lossylearn.privacy.entropy import noise_entropy_bits, noise_pmf, rho
+from lossylearn.privacy.guarantee import PrivacyGuarantee
 from lossylearn.privacy.mechanisms import NoiseSpec, add_noise, sample_noise
 from lossylearn.privacy.source import NoiseSource
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,22 +56,26 @@ def _log_delta_at_orders(rho: float, epsilon: float, alpha: np.ndarray) -> np.nd
     return (alpha - 1.0) * (alpha * rho - epsilon + np.log1p(-1.0 / alpha)) - np.log(alpha)
 
 
-def zcdp_delta(rho: float, epsilon: float) -> float:
-    """Delta at ``epsilon`` implied by rho-zCDP (CKS 2020 Prop. 12, optimised over the order)."""
+def _least_over_orders(f: Callable[[np.ndarray], np.ndarray]) -> float:
+    """The least value of ``f`` over the Renyi orders ``alpha > 1``: the best point of the grid
+    ``_ORDERS``, refined by a bounded scalar search in ``log(alpha - 1)`` between its neighbours."""
     from scipy.optimize import minimize_scalar
 
-    if rho <= 0:
-        return 0.0
-    values = _log_delta_at_orders(rho, epsilon, _ORDERS)
+    values = f(_ORDERS)
     i = int(np.argmin(values))
     lo = math.log(_ORDERS[max(i - 1, 0)] - 1.0)
     hi = math.log(_ORDERS[min(i + 1, len(_ORDERS) - 1)] - 1.0)
     res = minimize_scalar(
-        lambda u: float(_log_delta_at_orders(rho, epsilon, np.array([1.0 + math.exp(u)]))[0]),
-        bounds=(lo, hi),
-        method="bounded",
+        lambda u: float(f(np.array([1.0 + math.exp(u)]))[0]), bounds=(lo, hi), method="bounded"
     )
-    best = min(float(values[i]), float(res.fun))
+    return min(float(values[i]), float(res.fun))
+
+
+def zcdp_delta(rho: float, epsilon: float) -> float:
+    """Delta at ``epsilon`` implied by rho-zCDP (CKS 2020 Prop. 12, optimised over the order)."""
+    if rho <= 0:
+        return 0.0
+    best = _least_over_orders(lambda alpha: _log_delta_at_orders(rho, epsilon, alpha))
     return min(1.0, math.exp(best))
 
 
@@ -80,20 +85,9 @@ def _eps_at_orders(rho: float, delta: float, alpha: np.ndarray) -> np.ndarray:
 
 def zcdp_epsilon(rho: float, delta: float) -> float:
     """Epsilon at ``delta`` implied by rho-zCDP (CKS 2020 Prop. 12, optimised over the order)."""
-    from scipy.optimize import minimize_scalar
-
     if rho <= 0:
         return 0.0
-    values = _eps_at_orders(rho, delta, _ORDERS)
-    i = int(np.argmin(values))
-    lo = math.log(_ORDERS[max(i - 1, 0)] - 1.0)
-    hi = math.log(_ORDERS[min(i + 1, len(_ORDERS) - 1)] - 1.0)
-    res = minimize_scalar(
-        lambda u: float(_eps_at_orders(rho, delta, np.array([1.0 + math.exp(u)]))[0]),
-        bounds=(lo, hi),
-        method="bounded",
-    )
-    return max(0.0, min(float(values[i]), float(res.fun)))
+    return max(0.0, _least_over_orders(lambda alpha: _eps_at_orders(rho, delta, alpha)))
 
 
 # ---------------------------------------------------------------------------------------------

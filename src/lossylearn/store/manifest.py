@@ -32,7 +32,7 @@ from lossylearn.errors import StoreError
 from lossylearn.store.layout import MANIFEST, STORE_FORMAT, read_json_file
 
 if TYPE_CHECKING:
-    from lossylearn.privacy.calibration import PrivacyGuarantee
+    from lossylearn.privacy.guarantee import PrivacyGuarantee
     from lossylearn.privacy.mechanisms import NoiseSpec
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -107,14 +107,14 @@ class Manifest:
     @property
     def guarantee(self) -> PrivacyGuarantee | None:
         """The ``privacy`` section, typed: the guarantee, or None when the store claims none."""
-        from lossylearn.privacy.calibration import PrivacyGuarantee
+        from lossylearn.privacy.guarantee import PrivacyGuarantee
 
         return PrivacyGuarantee.from_dict(self.privacy) if self.has_guarantee else None
 
     @property
     def unseeded_guarantee(self) -> PrivacyGuarantee | None:
         """For a seeded store: what the same noise would guarantee from a secure generator."""
-        from lossylearn.privacy.calibration import PrivacyGuarantee
+        from lossylearn.privacy.guarantee import PrivacyGuarantee
 
         d = self.privacy.get("if_unseeded")
         return PrivacyGuarantee.from_dict(d) if isinstance(d, dict) else None

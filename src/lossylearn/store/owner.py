@@ -16,12 +16,12 @@ replaces a file it wrote.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lossylearn.errors import StoreError
+from lossylearn.imaging import psnr_db
 from lossylearn.store.layout import atomic_write_json, read_json_file
 
 OWNER_FORMAT = "lossylearn-owner/1"
@@ -36,11 +36,6 @@ def owner_path(store_dir: str | Path) -> Path:
     """Where the owner file of the store at ``store_dir`` lives: ``<store>.owner.json`` beside it."""
     d = Path(store_dir)
     return d.parent / f"{d.resolve().name}.owner.json"
-
-
-def psnr_db(mse: float, peak: float = 255.0) -> float | None:
-    """PSNR in dB for a mean squared error on a 0..peak scale (None for a perfect copy)."""
-    return None if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
 
 
 @dataclass(frozen=True)

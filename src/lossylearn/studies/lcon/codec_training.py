@@ -87,7 +87,7 @@ def matched_checkpoint(
     """
     from lossylearn.codecs.learned.checkpoint import read_config, save_checkpoint
     from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
-    from lossylearn.codecs.learned.train import train_codec
+    from lossylearn.codecs.learned.fitting import train_codec
 
     settings = config.identity()
     started = time.perf_counter()
