@@ -60,7 +60,9 @@ def test_quick_profile_results_cover_schemes_test_sets_and_calibration(quick: Pa
         m = manifests[s["name"]]
         assert s["bits_per_pixel"] == m["stats"]["bits_per_pixel"]
         assert s["stored_bytes"] == m["stats"]["stored_bytes"]
-        assert 8 * m["stats"]["stored_bytes"] == round(m["stats"]["bits_per_pixel"] * 1000 * 28 * 28)
+        assert 8 * m["stats"]["stored_bytes"] == round(
+            m["stats"]["bits_per_pixel"] * 1000 * 28 * 28
+        )
         for key in ("quality", "target_distortion", "achieved_distortion", "target_reached"):
             assert s[key] == m["codec"][key], key
         assert s["target_basis"] == m["codec"]["target_basis"]
@@ -82,7 +84,9 @@ def test_quick_profile_results_cover_schemes_test_sets_and_calibration(quick: Pa
         assert math.isclose(s["target_distortion"], (255 * 10 ** (-p / 20)) ** 2, rel_tol=1e-9)
     assert res["sweep_matched_distortion"] == 1600.0
     assert {t: s["target_basis"] for t, s in sweep.items()} == {
-        400.0: "given", 1600.0: "nominal", 6400.0: "given"
+        400.0: "given",
+        1600.0: "nominal",
+        6400.0: "given",
     }
 
     # Storage calibrated within 15% at each noise level; LCoN keeps its whole store, which sets
@@ -217,7 +221,9 @@ def test_laplace_with_learned_codec_trains_it_on_a_held_out_split(tmp_path: Path
     # it holds (its manifest says so), the codec's from its own held-out noisy images.
     assert manifest["codec"]["target_basis"] == "effective" == rec["target_basis"]
     assert store["target_distortion"] == manifest["codec"]["target_distortion"]
-    assert store["metric"] == "mae" and math.isclose(store["target_distortion"], rec["target"], rel_tol=0.1)
+    assert store["metric"] == "mae" and math.isclose(
+        store["target_distortion"], rec["target"], rel_tol=0.1
+    )
     # matched to the noise left after clipping on black digits' background: about b / 2
     for t in (rec["target"], store["target_distortion"]):
         assert 0.4 * store["noise"]["b"] < t < 0.65 * store["noise"]["b"]

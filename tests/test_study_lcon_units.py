@@ -174,19 +174,24 @@ def test_plan_points_puts_the_matched_store_first_and_policies_follow_the_one_ru
     e = profile_config("quick", match_noise="effective", sweep_factors=[0.5, 2.0, 0.5])
     sweep = [p for p in plan_points(e) if p.sweep == "distortion"]
     assert [(p.name, p.train) for p in sweep] == [
-        ("distortion-x1", False), ("distortion-x0.5", True), ("distortion-x2", True)
+        ("distortion-x1", False),
+        ("distortion-x0.5", True),
+        ("distortion-x2", True),
     ]
     assert point_policy(sweep[0], e, None) == TargetPolicy("effective")
     # With the nominal rule no anchor is needed: sigma^2 is known without images.
     n = profile_config("quick", sweep_factors=[0.5, 2.0])
     assert [p.name for p in plan_points(n) if p.sweep == "distortion"] == [
-        "distortion-x0.5", "distortion-x2"
+        "distortion-x0.5",
+        "distortion-x2",
     ]
     assert [p.sweep for p in plan_points(profile_config("quick", distortion_sweep=False))] == [
         "noise"
     ] * 3
     lap = plan_points(profile_config("paper", noise="laplace", codec="learned"))
-    assert [p.psnr for p in lap] == list(LAPLACE_PSNRS) and {p.noise.kind for p in lap} == {"laplace"}
+    assert [p.psnr for p in lap] == list(LAPLACE_PSNRS) and {p.noise.kind for p in lap} == {
+        "laplace"
+    }
 
 
 def test_profiles_are_layers_of_data() -> None:

@@ -67,7 +67,9 @@ def check_streams() -> None:
     spans = sorted((int(m), int(m) + BLOCK_SIZES.get(m, 1), m.name) for m in Stream)
     for lo, _, name in spans:
         if lo < CHUNK_STREAMS:
-            raise RuntimeError(f"stream {name} = {lo} lies in the chunk range 0..{CHUNK_STREAMS - 1}")
+            raise RuntimeError(
+                f"stream {name} = {lo} lies in the chunk range 0..{CHUNK_STREAMS - 1}"
+            )
     for (_, hi, a), (lo, _, b) in zip(spans, spans[1:], strict=False):
         if lo < hi:
             raise RuntimeError(f"streams {a} and {b} overlap")

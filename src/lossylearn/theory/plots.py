@@ -1,4 +1,5 @@
-"""Figures for the theory command line (matplotlib, Agg backend: files only, no display)."""
+"""Figures for the theory command line: matplotlib's object API on an Agg canvas (files only, no
+display, no pyplot global state and no backend switch)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from lossylearn.errors import LossylearnError
 
-from lossylearn.errors import LossylearnError  # noqa: E402
+
+def _figure(ncols: int, figsize: tuple[float, float]) -> tuple[Figure, object]:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols) if ncols > 1 else fig.subplots()
 
 
 def _save(fig, path: Path) -> Path:
@@ -24,8 +29,6 @@ def _save(fig, path: Path) -> Path:
         fig.savefig(path, dpi=130)
     except OSError as exc:
         raise LossylearnError(f"cannot write the figure {path}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -69,7 +72,7 @@ def plot_curves(
     markers: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
 ) -> Path:
     """Line plot of named ``(x, y)`` curves, with optional named scatter ``markers``."""
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    fig, ax = _figure(1, (6.0, 4.2))
     for label, (xs, ys) in curves.items():
         ax.plot(list(xs), list(ys), label=label, lw=1.6)
     for label, (xs, ys) in (markers or {}).items():
@@ -85,7 +88,7 @@ def plot_curves(
 def plot_lcon(path: Path, rows: Sequence[Mapping[str, float]], title: str) -> Path:
     """Solver rate against eq. (9) per block length, and the reconstruction-law distance."""
     ks = [int(r["k"]) for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.8))
+    fig, (ax1, ax2) = _figure(2, (9.0, 3.8))
     ax1.plot(ks, [r["rate_formula_bits"] for r in rows], "o-", label="H(Z^k)/k - H(N)")
     ax1.plot(ks, [r["rate_solver_bits"] for r in rows], "x--", ms=9, label="Blahut-Arimoto")
     ax1.set_xlabel("block length k")

@@ -86,8 +86,8 @@ def matched_checkpoint(
     number of training images and the seconds spent (0 when reused).
     """
     from lossylearn.codecs.learned.checkpoint import read_config, save_checkpoint
-    from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
     from lossylearn.codecs.learned.fitting import train_codec
+    from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 
     settings = config.identity()
     started = time.perf_counter()

@@ -124,13 +124,27 @@ def result_rows(
     p = store.point
     return [
         ResultRow(
-            sweep=p.sweep, psnr=p.psnr, noise_sigma=store.sigma, target_distortion=store.target,
-            achieved_distortion=store.achieved, target_reached=store.reached, metric=store.metric,
-            quality=store.quality, train=scheme, test=a.test, epsilon=a.epsilon,
-            accuracy=a.accuracy, n_test=a.n_test, n_train=budget.n_train,
-            train_bits=budget.train_bits, budget_bits=budget.budget_bits,
-            bits_per_pixel=store.bpp, seed=seed, model=data.model_config.name,
-            epochs=config.epochs, train_seconds=round(train_seconds, 3),
+            sweep=p.sweep,
+            psnr=p.psnr,
+            noise_sigma=store.sigma,
+            target_distortion=store.target,
+            achieved_distortion=store.achieved,
+            target_reached=store.reached,
+            metric=store.metric,
+            quality=store.quality,
+            train=scheme,
+            test=a.test,
+            epsilon=a.epsilon,
+            accuracy=a.accuracy,
+            n_test=a.n_test,
+            n_train=budget.n_train,
+            train_bits=budget.train_bits,
+            budget_bits=budget.budget_bits,
+            bits_per_pixel=store.bpp,
+            seed=seed,
+            model=data.model_config.name,
+            epochs=config.epochs,
+            train_seconds=round(train_seconds, 3),
         )  # fmt: skip
         for a in accs
     ]

@@ -78,9 +78,7 @@ def plan_points(config: StudyConfig) -> list[Point]:
     factors = sorted(distinct, key=lambda f: (f != 1.0, distinct.index(f)))
     if 1.0 not in factors and config.target_policy.needs_noisy_images:
         points.append(Point("distortion", "distortion-x1", psnr, request, 1.0, train=False))
-    points += [
-        Point("distortion", f"distortion-x{f:g}", psnr, request, f) for f in factors
-    ]
+    points += [Point("distortion", f"distortion-x{f:g}", psnr, request, f) for f in factors]
     return points
 
 

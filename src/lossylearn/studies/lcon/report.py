@@ -174,10 +174,14 @@ def privacy_section(stores: list[dict[str, Any]]) -> str:
     for s in stores:
         out.append(f"<li><b>{_e(s['name'])}</b>: {_e(s['privacy'].get('statement', ''))}</li>")
     out.append("</ul>")
-    nc = next((s["privacy"]["not_covered"] for s in stores if s["privacy"].get("not_covered")), None)
+    nc = next(
+        (s["privacy"]["not_covered"] for s in stores if s["privacy"].get("not_covered")), None
+    )
     if nc:
         out.append(
-            "<p class='muted'>Not covered by any guarantee: " + "; ".join(_e(x) for x in nc) + ".</p>"
+            "<p class='muted'>Not covered by any guarantee: "
+            + "; ".join(_e(x) for x in nc)
+            + ".</p>"
         )
     return "".join(out)
 

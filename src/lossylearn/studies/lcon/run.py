@@ -1,12 +1,12 @@
 """The LCoN study run: the stages in order, progress on a Rich console, and the files they leave.
 
-    data = load_data(config)                          # pool, codec split, test set
-    for point in plan_points(config):                 # Fig. 2 stores, then Fig. 3 stores
-        store = make_store(point, ..., policy=point_policy(point, ...))
-        tests = test_sets(data, spec, store, config)
-        budgets = calibrate_storage(...)              # equal storage per scheme (Fig. 2)
-        rows += result_rows(store, scheme, budget, evaluate(train_model(...), tests, ...), ...)
-    summary, claims -> results.json, results.csv, figures/, report.html
+data = load_data(config)                          # pool, codec split, test set
+for point in plan_points(config):                 # Fig. 2 stores, then Fig. 3 stores
+    store = make_store(point, ..., policy=point_policy(point, ...))
+    tests = test_sets(data, spec, store, config)
+    budgets = calibrate_storage(...)              # equal storage per scheme (Fig. 2)
+    rows += result_rows(store, scheme, budget, evaluate(train_model(...), tests, ...), ...)
+summary, claims -> results.json, results.csv, figures/, report.html
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ def _train_scheme(
     p = store.point
     for seed in config.seeds:
         label = f"{p.sweep} psnr {p.psnr:g} target {store.target:g} {scheme} seed {seed}"
-        res = log.timed("train", train_model, x, y, seed=seed, label=label, data=data, config=config)
+        res = log.timed(
+            "train", train_model, x, y, seed=seed, label=label, data=data, config=config
+        )
         accs = log.timed("evaluate", evaluate, res.model, tests, config, seed=seed, full=full)
         log.n_models += 1
         rows += result_rows(store, scheme, budget, accs, seed=seed, train_seconds=res.seconds,
@@ -228,7 +230,8 @@ def _noise_point(
     ))  # fmt: skip
     tests = test_sets(data, spec, store, config)
     log.samples.setdefault("noise", {})[store.point.psnr] = (
-        tests.noisy[:N_SAMPLES], tests.lcon[:N_SAMPLES]
+        tests.noisy[:N_SAMPLES],
+        tests.lcon[:N_SAMPLES],
     )
     sets = {"clean": (data.train_x, data.train_y), "noisy": (noisy_x, data.train_y),
             "lcon": (lcon_x, lcon_y)}  # fmt: skip
@@ -279,7 +282,9 @@ def _write_outputs(
                  if s["sweep"] == "noise" and not s["target_reached"]}  # fmt: skip
     sweep_note = "; ".join(f"target {s['target_distortion']:g}: {s['message']}" for s in log.stores
                            if s["sweep"] == "distortion" and not s["target_reached"])  # fmt: skip
-    claims = check_claims(summary, unreached=unreached, sweep_matched=matched, sweep_note=sweep_note)
+    claims = check_claims(
+        summary, unreached=unreached, sweep_matched=matched, sweep_note=sweep_note
+    )
     seconds = time.perf_counter() - started
     params = count_parameters(build_model(data.model_config))
     payload = {

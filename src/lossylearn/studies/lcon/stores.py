@@ -139,4 +139,3 @@ def training_set(store: StoreInfo) -> tuple[np.ndarray, np.ndarray, CodedSizes]:
     x, y = opened.arrays()
     sizes = np.array([len(opened.payload(i)) for i in range(len(opened))], dtype=np.int64)
     return x, y, CodedSizes(sizes, int(opened.manifest.stats.shared_header_bytes))
-
