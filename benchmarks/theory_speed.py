@@ -52,11 +52,8 @@ if ARGS is not None:
 import numpy as np  # noqa: E402
 
 from lossylearn.theory import lcon_check, random_source, symmetric_noise  # noqa: E402
-from lossylearn.theory.ba_solver import (  # noqa: E402
-    distortion_range,
-    minimize_lagrangian,
-    rate_distortion_curve,
-)
+from lossylearn.theory.lagrangian import minimize_lagrangian  # noqa: E402
+from lossylearn.theory.rd import distortion_range, rate_distortion_curve  # noqa: E402
 from lossylearn.theory.info import entropy, mutual_information  # noqa: E402
 from lossylearn.theory.sources import add_noise, block_distortion, noise_distortion  # noqa: E402
 

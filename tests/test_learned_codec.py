@@ -23,8 +23,9 @@ from lossylearn.codecs.learned.checkpoint import (
     save_checkpoint,
 )
 from lossylearn.codecs.learned.codec import LearnedCodec
-from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters, TableCoder
+from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
 from lossylearn.codecs.learned.models import build_model
+from lossylearn.codecs.learned.table_coder import TableCoder
 from lossylearn.codecs.learned.tables import quantize_pmf, stack_tables
 from lossylearn.errors import CodecError
 

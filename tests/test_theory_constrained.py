@@ -17,13 +17,13 @@ from lossylearn.theory import (
     solve_rate_distortion_classification,
     solve_rate_distortion_perception,
 )
-from lossylearn.theory.ba_solver import solve_rate_distortion
+from lossylearn.theory.rd import solve_rate_distortion
 from lossylearn.theory.channel_program import (
     ChannelProgram,
     CostConstraint,
     mutual_information_nats,
-    solve_program,
 )
+from lossylearn.theory.channel_solver import solve_program
 from lossylearn.theory.info import binary_entropy as hb
 from lossylearn.theory.info import conditional_entropy
 

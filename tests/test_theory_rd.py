@@ -1,4 +1,5 @@
-"""R(D) by Blahut-Arimoto against closed forms: binary, uniform Q-ary, erasure, Gaussian grid."""
+"""R(D) (mix-SQP, SQUAREM and plain Blahut-Arimoto steps) against closed forms: binary, uniform
+Q-ary, erasure, Gaussian grid."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import pytest
 
 from lossylearn.errors import LossylearnError
 from lossylearn.theory import (
-    blahut_arimoto,
     distortion_range,
     gaussian_rd,
     rate_distortion,
+    rate_distortion_at_slope,
     rate_distortion_curve,
     solve_rate_distortion,
 )
-from lossylearn.theory.ba_solver import minimize_lagrangian
+from lossylearn.theory.lagrangian import minimize_lagrangian
 from lossylearn.theory.info import binary_entropy as hb
 
 
@@ -51,7 +52,7 @@ def test_fixed_slope_gives_the_parametric_point() -> None:
     # Binary Hamming: at slope beta the optimal distortion solves ln((1-D)/D) = beta.
     px = np.array([0.6, 0.4])
     for beta in [0.7, 1.5, 3.0]:
-        point = blahut_arimoto(px, HAMMING2, beta)
+        point = rate_distortion_at_slope(px, HAMMING2, beta)
         D = 1.0 / (1.0 + math.exp(beta))
         assert point.distortion == pytest.approx(D, abs=1e-9)
         assert point.rate_bits == pytest.approx(hb(0.4) - hb(D), abs=1e-9)

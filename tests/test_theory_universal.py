@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-import lossylearn.theory.channel_program as channel_program
+import lossylearn.theory.channel_solver as channel_solver
 import lossylearn.theory.universal as universal
 from lossylearn.errors import LossylearnError
 from lossylearn.theory import (
@@ -88,7 +88,7 @@ def test_certificate_is_false_when_the_joint_solver_stops_short(monkeypatch) -> 
 
     def stops_short(program, starts, **kwargs):
         with monkeypatch.context() as m:
-            m.setattr(channel_program, "_slsqp", lambda prog, start, ftol, it: np.asarray(start))
+            m.setattr(channel_solver, "_slsqp", lambda prog, start, ftol, it: np.asarray(start))
             return real(program, starts, **kwargs)
 
     monkeypatch.setattr(universal, "solve_program", stops_short)

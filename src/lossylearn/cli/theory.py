@@ -16,7 +16,7 @@ import typer
 from lossylearn.cli import theory_tables as tt
 from lossylearn.cli.parse import floats, pairs
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.ba_solver import rate_distortion_curve
+from lossylearn.theory.rd import rate_distortion_curve
 from lossylearn.theory.closed_forms import (
     binary_rdc,
     binary_rdp,

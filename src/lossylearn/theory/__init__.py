@@ -1,6 +1,7 @@
 """Rate functions and the LCoN theorem on finite alphabets (numpy/scipy).
 
-- ``ba_solver``: ``R(D)`` with certified bounds, the slope search for a target ``D``, curves.
+- ``rd``: ``R(D)`` with certified bounds, the slope search for a target ``D``, curves; its
+  Lagrangian is minimised in ``lagrangian`` (mix-SQP by default, Blahut-Arimoto steps on request).
 - ``constrained``: ``R(D, P)`` (total-variation perception) and ``R(D, C)`` (label constraint).
 - ``closed_forms``: Gaussian and binary closed forms used as oracles.
 - ``universal``: ``R(Theta)`` and the rate penalty ``A(Theta)`` of one representation for many targets.
@@ -12,12 +13,12 @@ Rates of finite sources are in bits; Gaussian closed forms are in nats.
 
 from __future__ import annotations
 
-from lossylearn.theory.ba_solver import (
+from lossylearn.theory.rd import (
     RDCurve,
     RDPoint,
-    blahut_arimoto,
     distortion_range,
     rate_distortion,
+    rate_distortion_at_slope,
     rate_distortion_curve,
     solve_rate_distortion,
 )
@@ -70,7 +71,6 @@ __all__ = [
     "binary_rd",
     "binary_rdc",
     "binary_rdp",
-    "blahut_arimoto",
     "corollary_check",
     "distortion_range",
     "gaussian_rd",
@@ -87,6 +87,7 @@ __all__ = [
     "privacy_leakage_bound",
     "random_source",
     "rate_distortion",
+    "rate_distortion_at_slope",
     "rate_distortion_classification",
     "rate_distortion_curve",
     "rate_distortion_perception",

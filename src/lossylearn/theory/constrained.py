@@ -27,15 +27,15 @@ from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.ba_solver import RDPoint, distortion_range, solve_rate_distortion
+from lossylearn.theory.rd import RDPoint, distortion_range, solve_rate_distortion
 from lossylearn.theory.channel_program import (
     ChannelProgram,
     CostConstraint,
     EntropyConstraint,
     TVConstraint,
     conditional_entropy_nats,
-    solve_program,
 )
+from lossylearn.theory.channel_solver import solve_program
 from lossylearn.theory.info import FloatArray, as_distortion, as_nonneg, as_pmf, entropy
 
 LN2 = math.log(2.0)

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.ba_solver import solve_rate_distortion
+from lossylearn.theory.rd import solve_rate_distortion
 from lossylearn.theory.info import as_pmf, entropy, mutual_information, total_variation
 from lossylearn.theory.sources import (
     FiniteSource,

@@ -42,13 +42,12 @@ from numpy.typing import ArrayLike
 
 from lossylearn.errors import LossylearnError
 from lossylearn.theory.channel_program import (
-    MAX_CHANNEL_ENTRIES,
     ChannelProgram,
     CostConstraint,
     EntropyConstraint,
     TVConstraint,
-    solve_program,
 )
+from lossylearn.theory.channel_solver import MAX_CHANNEL_ENTRIES, solve_program
 from lossylearn.theory.constrained import (
     ConstrainedPoint,
     solve_rate_distortion_classification,

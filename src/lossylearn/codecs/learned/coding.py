@@ -9,16 +9,8 @@ in its manifest; see ``codec.py`` for the standalone container):
 * hyperprior: first ``z`` exactly like the factorized model, then ``round(y)`` grouped by scale-table
   index (ascending), each group with its table; the decoder recomputes the indexes from the decoded
   ``z`` with the integer hyper-synthesis;
-* escaped values: a direction bit, the bit length ``n`` of the excess (6 bits), then its ``n - 1``
-  low bits (in chunks of at most 16), all with uniform models: ``7 + n - 1`` bits.
-
-Keeping tiny streams tiny: constriction emits whole 32-bit words and its seal emits the word that
-holds the smallest multiple of 2^32 in the final interval. Here the words are written big-endian and
-the tail is shortened to the fewest bytes that still decode: the stream is rounded up to a shorter
-byte length (the decoder pads missing bytes with zeros, which constriction's decoder also does for
-missing words) and the shortest length that decodes to the same symbols is kept (checked by
-decoding). The overhead over the ideal code length is then about 1-2 bits of sealing plus the
-rounding up to whole bytes, instead of up to 32 bits. Those are the bytes that are stored and counted.
+* escaped values and the byte framing: see :mod:`.table_coder`. The stream is cut to the fewest
+  whole bytes that still decode; those are the bytes that are stored and counted.
 
 Integrity: a payload is accepted only if it is exactly the canonical (shortest) encoding of the
 symbols it decodes to. That costs no bits but catches only part of the damage (an optimal code has
@@ -37,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,145 +49,19 @@ from lossylearn.codecs.learned.models import (
     crop,
     pad_to_multiple,
 )
+from lossylearn.codecs.learned.table_coder import (
+    CHUNK_BITS,
+    CHUNK_MODELS,
+    TableCoder,
+    bytes_to_words,
+    round_up,
+    shortest,
+    words_to_bytes,
+)
 from lossylearn.codecs.learned.tables import PRECISION, CategoricalTables
 from lossylearn.errors import CodecError
 
-__all__ = ["CompressionModel", "EntropyParameters", "TableCoder"]
-
-_LEN_MODEL = constriction.stream.model.Uniform(64)
-_DIR_MODEL = constriction.stream.model.Uniform(2)
-_CHUNK = 16
-_CHUNK_MODELS = {k: constriction.stream.model.Uniform(1 << k) for k in range(1, _CHUNK + 1)}
-_MAX_EXCESS_BITS = 40
-
-
-# --------------------------------------------------------------------------------------------
-# byte framing
-
-
-def _words_to_bytes(words: np.ndarray) -> bytes:
-    return np.asarray(words, dtype=np.uint32).astype(">u4").tobytes()
-
-
-def _bytes_to_words(data: bytes) -> np.ndarray:
-    pad = (-len(data)) % 4
-    return np.frombuffer(data + b"\0" * pad, dtype=">u4").astype(np.uint32)
-
-
-def _round_up(data: bytes, length: int) -> bytes | None:
-    """Smallest byte string of ``length`` bytes that, zero-padded, is >= ``data`` (or None)."""
-    head, tail = data[:length], data[length:]
-    if not any(tail):
-        return head
-    value = int.from_bytes(head, "big") + 1 if head else 1
-    if value >= 1 << (8 * length):
-        return None
-    return value.to_bytes(length, "big")
-
-
-def _shortest(full: bytes, decodes: Callable[[bytes], bool]) -> bytes:
-    """Shortest rounding of ``full`` (down to 8 bytes less) that still decodes correctly."""
-    lo, hi = max(0, len(full) - 8), len(full)  # hi is known to decode
-    best = full
-    while lo < hi:
-        mid = (lo + hi) // 2
-        cand = _round_up(full, mid)
-        if cand is not None and decodes(cand):
-            best, hi = cand, mid
-        else:
-            lo = mid + 1
-    return best
-
-
-# --------------------------------------------------------------------------------------------
-# table coding
-
-
-class TableCoder:
-    """Encodes integer values with a set of :class:`CategoricalTables` (escape + bypass)."""
-
-    def __init__(self, tables: CategoricalTables) -> None:
-        self.tables = tables
-        self._models: dict[int, Any] = {}
-
-    def _model(self, t: int) -> Any:
-        m = self._models.get(t)
-        if m is None:
-            m = constriction.stream.model.Categorical(self.tables.probabilities(t), perfect=False)
-            self._models[t] = m
-        return m
-
-    def encode(self, enc: Any, values: np.ndarray, ids: np.ndarray) -> None:
-        """Append ``values`` (int64, flat) coded with tables ``ids`` (flat) to range encoder ``enc``."""
-        offsets, lengths = self.tables.offsets[ids], self.tables.lengths[ids]
-        sym = values - offsets
-        escaped = (sym < 0) | (sym >= lengths)
-        sym = np.where(escaped, lengths, sym).astype(np.int32)
-        for t in np.unique(ids):
-            enc.encode(sym[ids == t], self._model(int(t)))
-        for i in np.flatnonzero(escaped):
-            below = values[i] < offsets[i]
-            excess = (
-                int(offsets[i] - values[i])
-                if below
-                else int(values[i] - offsets[i] - lengths[i] + 1)
-            )
-            n = excess.bit_length()
-            if n > _MAX_EXCESS_BITS:
-                raise CodecError(f"latent value {int(values[i])} is too large to code")
-            enc.encode(0 if below else 1, _DIR_MODEL)
-            enc.encode(n - 1, _LEN_MODEL)
-            rest = n - 1
-            while rest > 0:
-                size = min(_CHUNK, rest)
-                rest -= size
-                enc.encode((excess >> rest) & ((1 << size) - 1), _CHUNK_MODELS[size])
-
-    def decode(self, dec: Any, ids: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`encode` for the same ``ids``; CodecError on an invalid stream."""
-        try:
-            return self._decode(dec, ids)
-        except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
-            if isinstance(err, CodecError):
-                raise
-            raise CodecError(f"corrupt learned-codec payload ({err})") from None
-
-    def _decode(self, dec: Any, ids: np.ndarray) -> np.ndarray:
-        sym = np.empty(ids.shape, dtype=np.int64)
-        for t in np.unique(ids):
-            where = ids == t
-            sym[where] = dec.decode(self._model(int(t)), int(where.sum()))
-        offsets, lengths = self.tables.offsets[ids], self.tables.lengths[ids]
-        values = sym + offsets
-        for i in np.flatnonzero(sym == lengths):
-            above = int(dec.decode(_DIR_MODEL))
-            n = int(dec.decode(_LEN_MODEL)) + 1
-            if n > _MAX_EXCESS_BITS:
-                raise CodecError("corrupt learned-codec payload (impossible escape length)")
-            excess, rest = 1, n - 1
-            while rest > 0:
-                size = min(_CHUNK, rest)
-                rest -= size
-                excess = (excess << size) | int(dec.decode(_CHUNK_MODELS[size]))
-            values[i] = offsets[i] + lengths[i] - 1 + excess if above else offsets[i] - excess
-        return values
-
-    def estimate_bits(self, values: np.ndarray, ids: np.ndarray) -> float:
-        """Ideal code length of the values under the integer tables (escapes: their bypass bits)."""
-        bits = self.tables.bits(ids, values)
-        esc = ~np.isfinite(bits)
-        total = float(bits[~esc].sum())
-        if esc.any():
-            t = ids[esc]
-            total += float(
-                (
-                    self.tables.precision - np.log2(self.tables.freqs[t, self.tables.lengths[t]])
-                ).sum()
-            )
-            off, ln, v = self.tables.offsets[t], self.tables.lengths[t], values[esc]
-            excess = np.where(v < off, off - v, v - off - ln + 1)
-            total += float((1 + 6 + np.floor(np.log2(excess))).sum())
-        return total
+__all__ = ["CompressionModel", "EntropyParameters"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,8 +175,8 @@ class CompressionModel:
         *,
         check_bits: int = 0,
     ) -> None:
-        if not isinstance(check_bits, int) or not 0 <= check_bits <= _CHUNK:
-            raise CodecError(f"check_bits must be an integer 0..{_CHUNK}, got {check_bits!r}")
+        if not isinstance(check_bits, int) or not 0 <= check_bits <= CHUNK_BITS:
+            raise CodecError(f"check_bits must be an integer 0..{CHUNK_BITS}, got {check_bits!r}")
         self.check_bits = check_bits
         self.config = model.config
         self.hyperprior = isinstance(model, ScaleHyperprior)
@@ -396,19 +262,19 @@ class CompressionModel:
         if self.y_coder is not None:
             self.y_coder.encode(enc, lat.y, lat.y_ids)
         if self.check_bits:
-            enc.encode(self._check_symbol(lat), _CHUNK_MODELS[self.check_bits])
-        return _words_to_bytes(enc.get_compressed())
+            enc.encode(self._check_symbol(lat), CHUNK_MODELS[self.check_bits])
+        return words_to_bytes(enc.get_compressed())
 
     def _read_check(self, dec: Any) -> int | None:
         if not self.check_bits:
             return None
         try:
-            return int(dec.decode(_CHUNK_MODELS[self.check_bits]))
+            return int(dec.decode(CHUNK_MODELS[self.check_bits]))
         except (AssertionError, ValueError, RuntimeError) as err:
             raise CodecError(f"corrupt learned-codec payload ({err})") from None
 
     def _decodes_to(self, data: bytes, lat: _Latents) -> bool:
-        dec = constriction.stream.queue.RangeDecoder(_bytes_to_words(data))
+        dec = constriction.stream.queue.RangeDecoder(bytes_to_words(data))
         try:
             if not np.array_equal(self.z_coder.decode(dec, lat.z_ids), lat.z):
                 return False
@@ -422,7 +288,7 @@ class CompressionModel:
         return check is None or check == self._check_symbol(lat)
 
     def _canonical(self, lat: _Latents) -> bytes:
-        return _shortest(self._encode_latents(lat), lambda c: self._decodes_to(c, lat))
+        return shortest(self._encode_latents(lat), lambda c: self._decodes_to(c, lat))
 
     def compress(self, images: np.ndarray) -> list[bytes]:
         """One payload per image of the uint8 batch (N, H, W, C)."""
@@ -431,7 +297,7 @@ class CompressionModel:
     def _decode_latents(self, payload: bytes, height: int, width: int) -> _Latents:
         first, second = self.latent_shapes(height, width)
         n_first = int(np.prod(first))
-        dec = constriction.stream.queue.RangeDecoder(_bytes_to_words(payload))
+        dec = constriction.stream.queue.RangeDecoder(bytes_to_words(payload))
         z_ids = np.repeat(np.arange(first[0]), n_first // first[0])
         z = self.z_coder.decode(dec, z_ids)
         if self.y_coder is None:
@@ -448,9 +314,9 @@ class CompressionModel:
     def _check_canonical(self, payload: bytes, lat: _Latents) -> None:
         full = self._encode_latents(lat)
         n = len(payload)
-        ok = len(full) - 8 <= n <= len(full) and _round_up(full, n) == payload
+        ok = len(full) - 8 <= n <= len(full) and round_up(full, n) == payload
         if ok and n > max(0, len(full) - 8):
-            shorter = _round_up(full, n - 1)
+            shorter = round_up(full, n - 1)
             ok = shorter is None or not self._decodes_to(shorter, lat)
         if not ok:
             raise CodecError(

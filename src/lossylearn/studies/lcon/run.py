@@ -1,12 +1,11 @@
 """The LCoN study run: the stages in order, progress on a Rich console, and the files they leave.
 
-data = load_data(config)                          # pool, codec split, test set
-for point in plan_points(config):                 # Fig. 2 stores, then Fig. 3 stores
-    store = make_store(point, ..., policy=point_policy(point, ...))
-    tests = test_sets(data, spec, store, config)
-    budgets = calibrate_storage(...)              # equal storage per scheme (Fig. 2)
-    rows += result_rows(store, scheme, budget, evaluate(train_model(...), tests, ...), ...)
-summary, claims -> results.json, results.csv, figures/, report.html
+1. ``load_data(config)``: the training pool, the codec split, the test set;
+2. for each ``plan_points(config)`` (the Fig. 2 stores, then the Fig. 3 stores, matched first):
+   ``make_store(point, ..., policy=point_policy(point, config, matched))``, then
+   ``test_sets``; for Fig. 2 ``calibrate_storage`` gives each scheme its equal-storage share;
+   for every scheme and seed ``train_model``, ``evaluate`` and ``result_rows``;
+3. ``summarize``, ``check_claims``, then results.json, results.csv, figures/ and report.html.
 """
 
 from __future__ import annotations

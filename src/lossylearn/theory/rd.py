@@ -1,22 +1,9 @@
-"""Rate-distortion functions of finite sources by the Blahut-Arimoto algorithm.
+"""Rate-distortion functions ``R(D)`` of finite sources, with certified lower bounds.
 
-Method. For a slope ``beta >= 0`` (nats per unit of distortion) Blahut-Arimoto minimises the
-Lagrangian ``I(X; Xhat) + beta * E d(X, Xhat)`` by alternating the optimal test channel
-``W(xhat|x) ∝ q(xhat) exp(-beta d(x, xhat))`` and its output law ``q``. In ``q`` alone the classic
-iteration is ``q <- q * c(q)``, ``c_j = sum_x p_x K_xj / (K q)_x``, ``K = exp(-beta d)``: EM for
-mixture weights, which crawls when outputs are nearly collinear or must die out (fine grids,
-squared error). The output-law update is therefore a choice:
-
-- ``"sqp"`` (default up to 1024 outputs): sequential quadratic programming on the same objective
-  with an active-set inner solver (Kim, Carbonetto, Stephens & Anitescu 2020, "mix-SQP"): unused
-  outputs get exact zeros and convergence is fast and to full precision;
-- ``"squarem"``: Blahut-Arimoto steps with SQUAREM extrapolation (Varadhan & Roland 2008);
-- ``"plain"``: the textbook iteration (kept as a reference and for the benchmark).
-
-Every iterate carries Blahut's certificate: the Lagrangian minimum lies between
-``F(q) - log max_j c_j`` and ``F(q)``, ``F(q) = -sum_x p_x log (Kq)_x``, so the stopping rule
-``log max_j c_j <= tol`` bounds the error of the value, not just the step. Runs that stall at the
-floating-point floor (about 1e-10 nats on ill-conditioned grids) stop early with their gap.
+At a slope ``beta >= 0`` (nats per unit of distortion) the optimal test channel minimises the
+Lagrangian ``I(X; Xhat) + beta * E d(X, Xhat)``; :mod:`~lossylearn.theory.lagrangian` finds it
+(mix-SQP by default, Blahut-Arimoto steps on request: see its ``method``) together with Blahut's
+two-sided bound on the minimum.
 
 A target distortion ``D`` is met by finding the slope: the distortion of the optimal channel falls
 monotonically with ``beta``. The search brackets ``log beta`` and runs a safeguarded secant,
@@ -29,12 +16,12 @@ correction) and comes with the certified lower bound ``L(beta) - beta D``. Rates
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.linalg import cho_factor, cho_solve
 
 from lossylearn.errors import LossylearnError
 from lossylearn.theory.info import (
@@ -45,268 +32,19 @@ from lossylearn.theory.info import (
     mutual_information,
     plain,
 )
+from lossylearn.theory.lagrangian import LagrangianSolution, minimize_lagrangian
+
+__all__ = [
+    "RDCurve",
+    "RDPoint",
+    "distortion_range",
+    "rate_distortion",
+    "rate_distortion_at_slope",
+    "rate_distortion_curve",
+    "solve_rate_distortion",
+]
 
 LN2 = math.log(2.0)
-
-
-@dataclass(frozen=True)
-class LagrangianSolution:
-    """Minimiser of ``I(X;Y) + E cost(X,Y)`` over channels, with Blahut's two-sided certificate.
-
-    ``upper`` and ``lower`` (nats) bracket the minimum value; ``channel`` is the channel induced by
-    the output law ``q`` (rows of zero-probability source symbols are filled with ``q``).
-    """
-
-    q: FloatArray
-    channel: FloatArray
-    upper: float
-    lower: float
-    iterations: int
-    converged: bool
-
-
-METHODS = ("auto", "sqp", "squarem", "plain")
-
-#: Above this many reconstruction symbols ``method="auto"`` uses SQUAREM instead of SQP steps
-#: (each SQP step builds an m x m Hessian).
-SQP_MAX_OUTPUTS = 1024
-
-#: SQP iterations without halving the certified gap after which a run stops as stalled.
-STALL_ITERATIONS = 12
-
-
-def minimize_lagrangian(
-    p: FloatArray,
-    cost: FloatArray,
-    *,
-    q0: FloatArray | None = None,
-    tol: float = 1e-10,
-    max_iter: int = 10_000,
-    method: str = "auto",
-) -> LagrangianSolution:
-    """Minimise ``I(X;Y) + E[cost(X,Y)]`` (nats) over channels ``p(y|x)``.
-
-    ``p`` is the source law (n,), ``cost`` an (n, m) matrix (``+inf`` forbids a pair). The output
-    law is updated by ``method``: ``"plain"`` Blahut-Arimoto steps, ``"squarem"`` (extrapolated
-    Blahut-Arimoto), ``"sqp"`` (active-set sequential quadratic programming on the same
-    objective), or ``"auto"`` (SQP up to ``SQP_MAX_OUTPUTS`` outputs, else SQUAREM). ``tol`` bounds the certified gap
-    ``upper - lower`` in nats; ``max_iter`` caps the number of iterations.
-    """
-    if method not in METHODS:
-        raise LossylearnError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    n, m = cost.shape
-    live = p > 0
-    pl = p[live]
-    cl = cost[live]
-    shift = cl.min(axis=1)
-    if not np.all(np.isfinite(shift)):
-        raise LossylearnError("every source symbol needs at least one finite-cost output")
-    with np.errstate(over="ignore", invalid="ignore"):
-        kernel = np.exp(-(cl - shift[:, None]))
-    kernel[np.isnan(kernel)] = 0.0
-    const = float(pl @ shift)
-
-    q = np.full(m, 1.0 / m) if q0 is None else np.asarray(q0, dtype=np.float64).copy()
-    if method == "auto":
-        method = "sqp" if m <= SQP_MAX_OUTPUTS else "squarem"
-    if method == "sqp":
-        q = q / q.sum()
-        q, v, gap, iterations = _sqp_output_law(pl, kernel, q, tol, max_iter, q0 is not None)
-    else:
-        # Keep every output reachable from a warm start: zeros are absorbing for these iterations.
-        q = np.maximum(q, 1e-12 * max(float(q.max()), 1e-300))
-        q /= q.sum()
-        q, v, gap, iterations = _ba_output_law(pl, kernel, q, tol, max_iter, method == "squarem")
-    upper = const - float(pl @ np.log(v))
-    lower = upper - max(gap, 0.0)
-    channel = np.empty((n, m))
-    channel[live] = q[None, :] * kernel / v[:, None]
-    channel[~live] = q[None, :]
-    channel /= channel.sum(axis=1, keepdims=True)
-    return LagrangianSolution(
-        q=q,
-        channel=channel,
-        upper=upper,
-        lower=lower,
-        iterations=iterations,
-        converged=gap <= tol,
-    )
-
-
-def _ba_output_law(
-    pl: FloatArray, kernel: FloatArray, q: FloatArray, tol: float, max_iter: int, squarem: bool
-) -> tuple[FloatArray, FloatArray, float, int]:
-    """Blahut-Arimoto iterations ``q <- q * c(q)``, optionally SQUAREM-extrapolated.
-
-    Returns ``(q, K q, gap, iterations)`` where ``gap = log max_j c_j(q)`` is Blahut's bound.
-    """
-    kt = np.ascontiguousarray(kernel.T)
-
-    def value(v: FloatArray) -> float:
-        return -float(pl @ np.log(v))
-
-    def step(qc: FloatArray, v: FloatArray) -> tuple[FloatArray, float]:
-        c = kt @ (pl / v)
-        return qc * c, float(math.log(c.max()))
-
-    v = kernel @ q
-    iterations = 0
-    gap = math.inf
-    while iterations < max_iter:
-        q1, gap = step(q, v)
-        iterations += 1
-        if gap <= tol:
-            break
-        q1 /= q1.sum()
-        v1 = kernel @ q1
-        if not squarem:
-            q, v = q1, v1
-            continue
-        q2, gap1 = step(q1, v1)
-        iterations += 1
-        if gap1 <= tol:
-            q, v, gap = q1, v1, gap1
-            break
-        q2 /= q2.sum()
-        v2 = kernel @ q2
-        r = q1 - q
-        s = q2 - q1 - r
-        ns = float(np.linalg.norm(s))
-        if ns == 0.0:
-            q, v = q2, v2
-            continue
-        alpha = min(-float(np.linalg.norm(r)) / ns, -1.0)
-        qn = q - 2.0 * alpha * r + alpha * alpha * s
-        qn = np.maximum(qn, 1e-3 * q2)
-        qn /= qn.sum()
-        vn = kernel @ qn
-        if value(vn) <= value(v2):
-            q, v = qn, vn
-        else:
-            q, v = q2, v2
-    return q, v, gap, iterations
-
-
-def _active_set_qp(
-    hess: FloatArray, lin: FloatArray, y0: FloatArray, tol: float, max_steps: int
-) -> FloatArray:
-    """Solve ``min_{y >= 0} 1/2 y'Hy + lin'y`` by a Lawson-Hanson style primal active-set method.
-
-    ``y0`` must be feasible; its support is the starting working set. Each step solves the
-    equality-constrained problem on the working set; a solution leaving the orthant is cut back to
-    the boundary and the blocking coordinate dropped; otherwise the most negative gradient outside
-    the set is added, until no coordinate outside wants to enter (the KKT conditions hold).
-    """
-    m = lin.size
-    free = y0 > 0
-    y = np.where(free, y0, 0.0)
-    scale = max(float(np.abs(np.diag(hess)).max()), 1e-300)
-    steps = 0
-    while True:
-        while True:
-            steps += 1
-            z = np.zeros(m)
-            if free.any():
-                sub = hess[np.ix_(free, free)]
-                sub[np.diag_indices_from(sub)] += 1e-13 * scale
-                try:
-                    z[free] = cho_solve(
-                        cho_factor(sub, check_finite=False), -lin[free], check_finite=False
-                    )
-                except np.linalg.LinAlgError:
-                    z[free] = np.linalg.lstsq(sub, -lin[free], rcond=None)[0]
-            blocked = free & (z <= 0)
-            if not blocked.any() or steps > max_steps:
-                break
-            idx = np.flatnonzero(blocked)
-            ratios = y[idx] / (y[idx] - z[idx])
-            k = idx[int(np.argmin(ratios))]
-            y = y + float(ratios.min()) * (z - y)
-            y[k] = 0.0
-            free &= y > 0
-            y[~free] = 0.0
-        y = np.maximum(z, 0.0)
-        grad = -(hess @ y + lin)
-        grad[free] = -np.inf
-        j = int(np.argmax(grad))
-        if grad[j] <= tol or steps > max_steps:
-            return y
-        free[j] = True
-
-
-def _sqp_output_law(
-    pl: FloatArray, kernel: FloatArray, q: FloatArray, tol: float, max_iter: int, warm: bool
-) -> tuple[FloatArray, FloatArray, float, int]:
-    """Sequential quadratic programming on ``f(x) = -sum_i p_i log (Kx)_i + sum_j x_j``, ``x >= 0``.
-
-    The minimiser of ``f`` sums to one and is the Blahut-Arimoto fixed point (the optimal output
-    law); dropping the simplex constraint leaves only bounds. Each iteration minimises the local
-    quadratic model over ``x >= 0`` with an active-set method (exact zeros, so the unused outputs
-    that make plain Blahut-Arimoto crawl are removed outright), then backtracks along the segment to
-    the model's minimiser. This is the mix-SQP scheme of Kim, Carbonetto, Stephens & Anitescu (2020)
-    for mixture weights. Every iterate is certified by Blahut's gap at ``q = x / sum(x)``.
-    """
-    m = kernel.shape[1]
-    kt = np.ascontiguousarray(kernel.T)
-    sqrt_p = np.sqrt(pl)
-    y = np.where(q > 1e-10 * q.max(), q, 0.0) if warm else np.zeros(m)
-    x = np.maximum(q, 1e-12 * float(q.max()))
-    x /= x.sum()
-    v = kernel @ x
-    fx = -float(pl @ np.log(v)) + float(x.sum())
-    gap = math.inf
-    best = (math.inf, x, v)
-    since_best = 0
-    iterations = 0
-    while iterations < max_iter:
-        c = kt @ (pl / v)
-        total = float(x.sum())
-        gap = math.log(float(c.max()) * total)
-        if gap < 0.5 * best[0]:
-            since_best = 0
-        else:
-            since_best += 1
-        if gap < best[0]:
-            best = (gap, x, v)
-        if gap <= tol or since_best > STALL_ITERATIONS:
-            # Converged, or stalled at the floating-point floor of an ill-conditioned problem:
-            # stop with the best certified iterate rather than spin to the iteration cap.
-            break
-        iterations += 1
-        a = (sqrt_p / v)[:, None] * kernel
-        hess = a.T @ a
-        y = _active_set_qp(hess, 1.0 - 2.0 * c, y, 1e-13, 50 * m + 100)
-        direction = y - x
-        slope = float((1.0 - c) @ direction)
-        alpha = 1.0
-        accepted = False
-        if slope < 0:
-            for _ in range(50):
-                xn = x + alpha * direction
-                vn = kernel @ xn
-                if np.all(vn > 0):
-                    fn = -float(pl @ np.log(vn)) + float(xn.sum())
-                    if fn <= fx + 1e-10 * alpha * slope:
-                        accepted = True
-                        break
-                    if abs(fn - fx) <= 1e-14 * (1.0 + abs(fx)):
-                        # Below the resolution of f: judge the step by Blahut's gap instead.
-                        gn = math.log(float((kt @ (pl / vn)).max()) * float(xn.sum()))
-                        accepted = gn < gap
-                        break
-                alpha *= 0.5
-        if accepted:
-            x, v, fx = xn, vn, fn
-            continue
-        # Fallback: one Blahut-Arimoto step from the normalised point (always descends).
-        x = x / total * (c * total)
-        x /= x.sum()
-        v = kernel @ x
-        fx = -float(pl @ np.log(v)) + float(x.sum())
-        y = x.copy()
-    gap, x, v = best
-    total = float(x.sum())
-    return x / total, v / total, gap, iterations
 
 
 @dataclass(frozen=True)
@@ -340,17 +78,9 @@ class RDCurve:
 
     def as_rows(self) -> list[dict[str, float]]:
         """The curve as JSON-ready rows."""
-        return [
-            {
-                "distortion": float(d),
-                "rate_bits": float(r),
-                "lower_bound_bits": float(lb),
-                "slope": float(s),
-            }
-            for d, r, lb, s in zip(
-                self.distortions, self.rates_bits, self.lower_bounds_bits, self.slopes, strict=True
-            )
-        ]
+        keys = ("distortion", "rate_bits", "lower_bound_bits", "slope")
+        columns = (self.distortions, self.rates_bits, self.lower_bounds_bits, self.slopes)
+        return [dict(zip(keys, map(float, row), strict=True)) for row in zip(*columns, strict=True)]
 
 
 def distortion_range(p_x: ArrayLike, distortion: ArrayLike) -> tuple[float, float]:
@@ -397,7 +127,7 @@ def _point_from(
     )
 
 
-def blahut_arimoto(
+def rate_distortion_at_slope(
     p_x: ArrayLike,
     distortion: ArrayLike,
     slope: float,
@@ -407,7 +137,10 @@ def blahut_arimoto(
     q0: ArrayLike | None = None,
     method: str = "auto",
 ) -> RDPoint:
-    """The point of ``R(D)`` where its slope is ``-slope`` (nats per unit distortion), in bits."""
+    """The point of ``R(D)`` where its slope is ``-slope`` (nats per unit distortion), in bits.
+
+    ``method`` picks the output-law solver (:func:`~lossylearn.theory.lagrangian.minimize_lagrangian`).
+    """
     p = as_pmf(p_x, "p_x")
     d = as_distortion(distortion, p.size)
     beta = float(slope)
@@ -415,15 +148,9 @@ def blahut_arimoto(
         raise LossylearnError(f"slope must be >= 0; got {plain(slope)}")
     if beta == 0.0:
         return _zero_rate_point(p, d)
+    q = None if q0 is None else np.asarray(q0, float)
     cost = _slope_cost(d, beta)
-    sol = minimize_lagrangian(
-        p,
-        cost,
-        q0=None if q0 is None else np.asarray(q0, float),
-        tol=tol,
-        max_iter=max_iter,
-        method=method,
-    )
+    sol = minimize_lagrangian(p, cost, q0=q, tol=tol, max_iter=max_iter, method=method)
     return _point_from(p, d, sol, beta, None)
 
 
@@ -454,7 +181,7 @@ def _zero_rate_point(p: FloatArray, d: FloatArray) -> RDPoint:
 
 
 class _SlopeSolver:
-    """Blahut-Arimoto runs at chosen slopes, warm-started from the previous output law.
+    """Lagrangian solver runs at chosen slopes, warm-started from the previous output law.
 
     It remembers every ``(log beta, distortion)`` it has evaluated; the slope search interpolates
     in that table to predict the slope of a new target.
@@ -630,7 +357,8 @@ def solve_rate_distortion(
 
     ``tol`` bounds Blahut's gap (nats) at each slope; the slope search stops once the channel's
     distortion is within ``distortion_tol * (D_max - D_min)`` of ``D`` (the rate is then moved to
-    ``D`` along the tangent, an error of second order); ``max_iter`` caps each solver run.
+    ``D`` along the tangent, an error of second order); ``max_iter`` caps each solver run and
+    ``method`` picks it (:data:`~lossylearn.theory.lagrangian.METHODS`; ``"auto"``: mix-SQP).
     """
     p = as_pmf(p_x, "p_x")
     d = as_distortion(distortion, p.size)
@@ -641,20 +369,7 @@ def solve_rate_distortion(
         raise LossylearnError(f"D = {target:g} is below the least achievable distortion {dmin:g}")
     solver = _SlopeSolver(p, d, tol, max_iter, method)
     point = _solve_target(solver, target, dmin, dmax, dtol)
-    return _with_total_iterations(point, solver.iterations)
-
-
-def _with_total_iterations(point: RDPoint, iterations: int) -> RDPoint:
-    return RDPoint(
-        distortion=point.distortion,
-        rate_bits=point.rate_bits,
-        lower_bound_bits=point.lower_bound_bits,
-        slope=point.slope,
-        channel=point.channel,
-        output_law=point.output_law,
-        iterations=iterations,
-        converged=point.converged,
-    )
+    return dataclasses.replace(point, iterations=solver.iterations)
 
 
 def rate_distortion(
@@ -669,13 +384,7 @@ def rate_distortion(
 ) -> float:
     """``R(D)`` in bits for a finite source ``p_x`` and distortion matrix ``d[x, xhat]``."""
     return solve_rate_distortion(
-        p_x,
-        distortion,
-        D,
-        tol=tol,
-        distortion_tol=distortion_tol,
-        max_iter=max_iter,
-        method=method,
+        p_x, distortion, D, tol=tol, distortion_tol=distortion_tol, max_iter=max_iter, method=method
     ).rate_bits
 
 
