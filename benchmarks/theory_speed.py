@@ -52,9 +52,9 @@ if ARGS is not None:
 import numpy as np  # noqa: E402
 
 from lossylearn.theory import lcon_check, random_source, symmetric_noise  # noqa: E402
+from lossylearn.theory.info import entropy, mutual_information  # noqa: E402
 from lossylearn.theory.lagrangian import minimize_lagrangian  # noqa: E402
 from lossylearn.theory.rd import distortion_range, rate_distortion_curve  # noqa: E402
-from lossylearn.theory.info import entropy, mutual_information  # noqa: E402
 from lossylearn.theory.sources import add_noise, block_distortion, noise_distortion  # noqa: E402
 
 LN2 = math.log(2.0)

@@ -16,13 +16,13 @@ from lossylearn.cli.codec import app
 from lossylearn.codecs.learned.checkpoint import load_checkpoint
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.evaluate import bd_rate, evaluate, write_evaluation
-from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 from lossylearn.codecs.learned.fitting import (
     _next_lambda,
     fit_target,
     initial_lambda,
     train_codec,
 )
+from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 from lossylearn.errors import CodecError
 
 

@@ -17,7 +17,6 @@ from lossylearn.theory import (
     solve_rate_distortion_classification,
     solve_rate_distortion_perception,
 )
-from lossylearn.theory.rd import solve_rate_distortion
 from lossylearn.theory.channel_program import (
     ChannelProgram,
     CostConstraint,
@@ -26,6 +25,7 @@ from lossylearn.theory.channel_program import (
 from lossylearn.theory.channel_solver import solve_program
 from lossylearn.theory.info import binary_entropy as hb
 from lossylearn.theory.info import conditional_entropy
+from lossylearn.theory.rd import solve_rate_distortion
 
 HAMMING2 = 1.0 - np.eye(2)
 LN2 = math.log(2.0)

@@ -17,8 +17,8 @@ from lossylearn.theory import (
     rate_distortion_curve,
     solve_rate_distortion,
 )
-from lossylearn.theory.lagrangian import minimize_lagrangian
 from lossylearn.theory.info import binary_entropy as hb
+from lossylearn.theory.lagrangian import minimize_lagrangian
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ import typer
 from lossylearn.cli import theory_tables as tt
 from lossylearn.cli.parse import floats, pairs
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.rd import rate_distortion_curve
 from lossylearn.theory.closed_forms import (
     binary_rdc,
     binary_rdp,
@@ -35,6 +34,7 @@ from lossylearn.theory.lcon import (
     corollary_check,
     lcon_check,
 )
+from lossylearn.theory.rd import rate_distortion_curve
 from lossylearn.theory.sources import MAX_BLOCK_SYMBOLS, random_source, symmetric_noise
 from lossylearn.theory.universal import universal_rdc, universal_rdp
 

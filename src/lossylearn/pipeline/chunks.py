@@ -17,6 +17,7 @@ import numpy as np
 
 from lossylearn.codecs import Codec, get_codec, image_distortion, match_quality_per_image
 from lossylearn.privacy import NoiseSource, NoiseSpec, add_noise
+from lossylearn.privacy.streams import chunk_stream
 from lossylearn.store.layout import sha256_bytes, shard_name
 from lossylearn.store.shards import ShardRows, write_shard
 
@@ -174,7 +175,9 @@ def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkOutcome:
 
 def noise_chunk(task: ChunkTask) -> np.ndarray:
     """The chunk's noisy images, from its own noise stream (``stream = chunk``)."""
-    return add_noise(task.images, task.spec, NoiseSource.create(task.seed, task.chunk))
+    return add_noise(
+        task.images, task.spec, NoiseSource.create(task.seed, chunk_stream(task.chunk))
+    )
 
 
 def run_chunk(task: ChunkTask) -> ChunkOutcome:

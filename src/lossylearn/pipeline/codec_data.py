@@ -24,13 +24,13 @@ import numpy as np
 from lossylearn.data import load_dataset
 from lossylearn.errors import CodecError, LossylearnError
 from lossylearn.privacy import NoiseSource, add_noise, resolve_noise
+from lossylearn.privacy.streams import Stream
 
 if TYPE_CHECKING:  # torch-heavy modules load only when a workflow runs
     from lossylearn.codecs.learned.evaluate import EvalResult
 
 __all__ = [
     "DEFAULT_THREADS",
-    "NOISE_STREAM",
     "TrainSummary",
     "evaluate_checkpoint",
     "train_from_dataset",
@@ -39,9 +39,6 @@ __all__ = [
 DEFAULT_THREADS = 1
 """Default torch CPU threads of both workflows and of ``codec train`` / ``codec eval``
 (= ``lossylearn.codecs.learned.train.DEFAULT_THREADS``)."""
-
-NOISE_STREAM = 7001
-"""NoiseSource stream used for the noisy copies that codecs are trained on."""
 
 
 @dataclass
@@ -80,8 +77,13 @@ def _noisy(
     spec, _ = resolve_noise(
         kind=noise, image_shape=tuple(int(v) for v in images.shape[1:]), seeded=True, **strength
     )
-    noisy = add_noise(images, spec, NoiseSource.create(seed, NOISE_STREAM))
-    return noisy, {"kind": noise, "scale": float(scale), "seed": seed, "stream": NOISE_STREAM}
+    noisy = add_noise(images, spec, NoiseSource.create(seed, Stream.LEARNED_CODEC_TRAIN))
+    return noisy, {
+        "kind": noise,
+        "scale": float(scale),
+        "seed": seed,
+        "stream": int(Stream.LEARNED_CODEC_TRAIN),
+    }
 
 
 def train_from_dataset(
@@ -119,8 +121,8 @@ def train_from_dataset(
     Training runs on ``threads`` torch CPU threads (``None``: leave torch's setting alone).
     """
     from lossylearn.codecs.learned.checkpoint import save_checkpoint
-    from lossylearn.codecs.learned.models import preset_config
     from lossylearn.codecs.learned.fitting import train_codec
+    from lossylearn.codecs.learned.models import preset_config
     from lossylearn.codecs.learned.train import CodecTrainConfig
 
     start = time.perf_counter()

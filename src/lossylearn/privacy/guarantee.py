@@ -63,7 +63,9 @@ class PrivacyGuarantee:
                 notes=tuple(d.get("notes", ())), randomness=str(d["randomness"]),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
-            raise PrivacyError(f"privacy section is missing or has a malformed field: {exc}") from None
+            raise PrivacyError(
+                f"privacy section is missing or has a malformed field: {exc}"
+            ) from None
 
     def describe(self) -> str:
         """A few human lines: the guarantee, the other unit, the paper's figure, the caveats."""

@@ -13,15 +13,6 @@ Rates of finite sources are in bits; Gaussian closed forms are in nats.
 
 from __future__ import annotations
 
-from lossylearn.theory.rd import (
-    RDCurve,
-    RDPoint,
-    distortion_range,
-    rate_distortion,
-    rate_distortion_at_slope,
-    rate_distortion_curve,
-    solve_rate_distortion,
-)
 from lossylearn.theory.closed_forms import (
     binary_rd,
     binary_rdc,
@@ -48,6 +39,15 @@ from lossylearn.theory.lcon import (
     leakage_ceiling,
     privacy_leakage_bound,
     storage_rate,
+)
+from lossylearn.theory.rd import (
+    RDCurve,
+    RDPoint,
+    distortion_range,
+    rate_distortion,
+    rate_distortion_at_slope,
+    rate_distortion_curve,
+    solve_rate_distortion,
 )
 from lossylearn.theory.sources import (
     FiniteSource,

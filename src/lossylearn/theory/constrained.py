@@ -27,7 +27,6 @@ from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.rd import RDPoint, distortion_range, solve_rate_distortion
 from lossylearn.theory.channel_program import (
     ChannelProgram,
     CostConstraint,
@@ -37,6 +36,7 @@ from lossylearn.theory.channel_program import (
 )
 from lossylearn.theory.channel_solver import solve_program
 from lossylearn.theory.info import FloatArray, as_distortion, as_nonneg, as_pmf, entropy
+from lossylearn.theory.rd import RDPoint, distortion_range, solve_rate_distortion
 
 LN2 = math.log(2.0)
 DIVERGENCES = ("tv",)

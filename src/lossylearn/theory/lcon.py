@@ -25,8 +25,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lossylearn.errors import LossylearnError
-from lossylearn.theory.rd import solve_rate_distortion
 from lossylearn.theory.info import as_pmf, entropy, mutual_information, total_variation
+from lossylearn.theory.rd import solve_rate_distortion
 from lossylearn.theory.sources import (
     FiniteSource,
     add_noise,

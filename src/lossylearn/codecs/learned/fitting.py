@@ -31,6 +31,7 @@ from lossylearn.learn.devices import torch_threads
 
 __all__ = ["TargetFit", "fit_target", "initial_lambda", "train_codec"]
 
+
 def initial_lambda(distortion: str, target: float) -> float:
     """Lambda of the high-rate relation D = 1/(2 ln2 lambda) (MSE) or 1/(ln2 lambda) (MAE)."""
     if not (target > 0 and math.isfinite(target)):
