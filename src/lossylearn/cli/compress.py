@@ -270,9 +270,9 @@ def inspect(
 ) -> None:
     """Check a store (manifest digest, signature, checksums), print its manifest, and write a PNG
     grid of stored samples. The data owner also sees the clean-side figures of the owner file."""
-    from lossylearn.store.view import print_manifest, sample_grid
     from lossylearn.store import open_store
     from lossylearn.store.owner import owner_path, read_clean_stats
+    from lossylearn.store.view import print_manifest, sample_grid
 
     path = grid or store.resolve().parent / f"{store.resolve().name}-samples.png"
     if path.is_dir():
