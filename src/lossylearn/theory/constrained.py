@@ -64,6 +64,20 @@ def _expected(p: FloatArray, d: FloatArray, channel: FloatArray) -> float:
     return float(p @ (channel * np.where(channel > 0, d, 0.0)).sum(axis=1))
 
 
+def _unconstrained(p: FloatArray, d: FloatArray, rd: RDPoint, value: float) -> ConstrainedPoint:
+    """The ``R(D)`` point ``rd`` as the answer, when its channel already meets the constraint
+    (``value`` is the constraint's value there); Blahut's certificate carries over."""
+    return ConstrainedPoint(
+        rate_bits=rd.rate_bits,
+        lower_bound_bits=rd.lower_bound_bits,
+        distortion=_expected(p, d, rd.channel),
+        constraint_value=value,
+        channel=rd.channel,
+        output_law=p @ rd.channel,
+        certified=True,
+    )
+
+
 def least_distortion_under_perception(p_x: ArrayLike, distortion: ArrayLike, P: float) -> float:
     """The least ``E d(X, Xhat)`` over channels with ``TV(p_X, p_Xhat) <= P`` (a linear program)."""
     p = as_pmf(p_x, "p_x")
@@ -125,15 +139,7 @@ def solve_rate_distortion_perception(
     rd: RDPoint = solve_rate_distortion(p, d, max(D, dmin))
     tv_rd = 0.5 * float(np.abs(p @ rd.channel - p).sum())
     if tv_rd <= P + 1e-12 and _expected(p, d, rd.channel) <= D + 1e-9:
-        return ConstrainedPoint(
-            rate_bits=rd.rate_bits,
-            lower_bound_bits=rd.lower_bound_bits,
-            distortion=_expected(p, d, rd.channel),
-            constraint_value=tv_rd,
-            channel=rd.channel,
-            output_law=p @ rd.channel,
-            certified=True,
-        )
+        return _unconstrained(p, d, rd, tv_rd)
     program = ChannelProgram(
         p_x=p,
         n_outputs=m,
@@ -223,15 +229,7 @@ def solve_rate_distortion_classification(
     lower = max(rd.lower_bound_bits, h_s - C)
     h_rd = conditional_entropy_nats(p, rd.channel, cond, np.eye(d.shape[1])) / LN2
     if h_rd <= C + 1e-12:
-        return ConstrainedPoint(
-            rate_bits=rd.rate_bits,
-            lower_bound_bits=rd.lower_bound_bits,
-            distortion=_expected(p, d, rd.channel),
-            constraint_value=h_rd,
-            channel=rd.channel,
-            output_law=p @ rd.channel,
-            certified=True,
-        )
+        return _unconstrained(p, d, rd, h_rd)
     m = d.shape[1]
     program = ChannelProgram(
         p_x=p,
