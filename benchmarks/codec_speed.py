@@ -43,11 +43,11 @@ from lossylearn.codecs.learned.coding import EntropyParameters
 from lossylearn.codecs.learned.models import build_model, preset_config
 from lossylearn.codecs.learned.train import (
     DEFAULT_THREADS,
-    psnr_from_mse,
     train_rung,
 )
 from lossylearn.codecs.learned.train import CodecTrainConfig as TrainConfig
 from lossylearn.data import load_dataset
+from lossylearn.imaging import mean_psnr_db
 
 
 def _untrained_checkpoint(folder: Path) -> Path:
@@ -61,7 +61,7 @@ def _untrained_checkpoint(folder: Path) -> Path:
 
 
 def _psnr(ref: np.ndarray, dec: np.ndarray) -> float:
-    return float(psnr_from_mse(image_distortion(ref, dec, "mse")).mean())
+    return mean_psnr_db(image_distortion(ref, dec, "mse"))
 
 
 def _time(fn, repeats: int) -> tuple[float, object]:

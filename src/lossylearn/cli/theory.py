@@ -43,7 +43,7 @@ __all__ = ["app"]
 app = typer.Typer(
     name="theory",
     help=(
-        "Rate functions of finite and Gaussian sources: R(D) by Blahut-Arimoto, R(D,P) and "
+        "Rate functions of finite and Gaussian sources: R(D) by Lagrangian slope solvers (SQP; Blahut-Arimoto available), R(D,P) and "
         "R(D,C) with their closed forms, universal R(Theta) and its penalty A(Theta), and "
         "numerical checks of the LCoN theorem (rate H(Z^k)/k - H(N), posterior sampling)."
     ),
@@ -84,7 +84,7 @@ def rd_command(
     as_json: tt.JsonOpt = False,
     plot: tt.PlotOpt = None,
 ) -> None:
-    """Trace R(D) of a finite source by Blahut-Arimoto (bits), with Blahut's lower bounds."""
+    """Trace R(D) of a finite source (bits; Lagrangian slope solver, SQP by default), with Blahut's lower bounds."""
     if (pmf is None) == (gaussian_grid is None):
         raise LossylearnError("give exactly one of --pmf and --gaussian-grid")
     tt.symbol_limit(max_symbols)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lossylearn.codecs import Codec, get_codec, image_distortion, match_quality_per_image
+from lossylearn.imaging import absolute_error_sum, squared_error_sum
 from lossylearn.privacy import NoiseSource, NoiseSpec, add_noise
 from lossylearn.privacy.streams import chunk_stream
 from lossylearn.store.layout import sha256_bytes, shard_name
@@ -165,9 +166,9 @@ def finish_chunk(task: ChunkTask, noisy: np.ndarray) -> ChunkOutcome:
     return ChunkOutcome(
         result=result,
         clean=CleanSums(
-            sq_err_noisy_to_clean=float(((noisy - clean) ** 2).sum()),
-            abs_err_noisy_to_clean=float(np.abs(noisy - clean).sum()),
-            sq_err_stored_to_clean=float(((coded.reconstructed - clean) ** 2).sum()),
+            sq_err_noisy_to_clean=squared_error_sum(noisy, clean),
+            abs_err_noisy_to_clean=absolute_error_sum(noisy, clean),
+            sq_err_stored_to_clean=squared_error_sum(coded.reconstructed, clean),
             n_values=int(noisy.size),
         ),
     )

@@ -23,7 +23,9 @@ import numpy as np
 
 from lossylearn.data import load_dataset
 from lossylearn.errors import CodecError, LossylearnError
+from lossylearn.pipeline.targets import TargetPolicy
 from lossylearn.privacy import NoiseSource, add_noise, resolve_noise
+from lossylearn.privacy.mechanisms import NoiseSpec, matched_metric
 from lossylearn.privacy.streams import Stream
 
 if TYPE_CHECKING:  # torch-heavy modules load only when a workflow runs
@@ -129,11 +131,11 @@ def train_from_dataset(
     if noise not in ("none", "gaussian", "laplace"):
         raise LossylearnError(f"unknown noise {noise!r}; known: none, gaussian, laplace")
     if distortion is None:
-        distortion = "mae" if noise == "laplace" else "mse"
+        distortion = "mse" if noise == "none" else matched_metric(noise)
     if noise != "none" and not lmbdas and target is None:
         if noise_scale is None:
             raise LossylearnError(f"--noise {noise} needs --noise-scale (sigma or b, 0-255 units)")
-        own, value = ("mse", noise_scale**2) if noise == "gaussian" else ("mae", noise_scale)
+        own, value = TargetPolicy("nominal").target(NoiseSpec(kind=noise, scale=noise_scale))
         if distortion != own:
             raise LossylearnError(
                 f"{noise} noise is matched by {own.upper()} (not {distortion.upper()}); "

@@ -176,14 +176,19 @@ class NoiseSpec:
         name = "sigma" if self.kind == "gaussian" else "b"
         return f"{'discrete ' if self.discrete else ''}{self.kind} {name} {self.scale:g}"
 
+    @property
+    def matched_metric(self) -> str:
+        """The distortion a codec matched to this noise measures: see :func:`matched_metric`."""
+        return matched_metric(self.kind)
+
     def matched_target(self) -> tuple[str, float]:
         """The codec distortion matched to this noise: ("mse", sigma^2) or ("mae", b).
 
         For discrete samplers the exact rational parameter is used (equal to ``scale`` to ~1e-8).
         """
         if self.kind == "gaussian":
-            return "mse", self.sigma2
-        return "mae", self.b
+            return matched_metric(self.kind), self.sigma2
+        return matched_metric(self.kind), self.b
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (``sigma`` or ``b`` key by kind)."""
@@ -253,3 +258,10 @@ def add_noise(images: np.ndarray, spec: NoiseSpec, source: NoiseSource) -> np.nd
     if spec.range_handling == "clip":
         return np.clip(z, 0, 255).astype(np.uint8)
     return np.mod(z, 256).astype(np.uint8)
+
+
+def matched_metric(kind: str) -> str:
+    """LCoN's rule, the one place it is written: Gaussian noise is matched in MSE (= sigma^2),
+    Laplacian noise in MAE (= b)."""
+    _check_choice("noise kind", kind, KINDS)
+    return "mse" if kind == "gaussian" else "mae"

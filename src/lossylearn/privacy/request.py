@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lossylearn.errors import PrivacyError
-from lossylearn.privacy.calibration import PrivacyGuarantee, resolve_noise
+from lossylearn.privacy.calibration import resolve_noise
+from lossylearn.privacy.guarantee import PrivacyGuarantee
 from lossylearn.privacy.mechanisms import NoiseSpec
 
 

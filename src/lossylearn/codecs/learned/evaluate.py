@@ -24,9 +24,9 @@ from scipy.interpolate import PchipInterpolator
 
 from lossylearn.codecs.base import Codec
 from lossylearn.codecs.learned.codec import LearnedCodec
-from lossylearn.codecs.learned.train import psnr_from_mse
 from lossylearn.codecs.metrics import image_distortion
 from lossylearn.errors import LossylearnError
+from lossylearn.imaging import mean_psnr_db
 
 __all__ = [
     "DEFAULT_BASELINE_QUALITIES",
@@ -126,7 +126,7 @@ def _row(
         codec=name,
         quality=int(quality),
         bpp=8.0 * (payload + header) / (n * h * w),
-        psnr=float(psnr_from_mse(mse).mean()),
+        psnr=mean_psnr_db(mse),
         mse=float(mse.mean()),
         mae=float(mae.mean()),
         n_images=int(n),

@@ -31,6 +31,7 @@ from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
 from lossylearn.codecs.learned.models import ModelConfig, build_model
 from lossylearn.codecs.metrics import image_distortion
 from lossylearn.errors import CodecError
+from lossylearn.imaging import mean_psnr_db
 from lossylearn.learn.devices import resolve_device, seeded, torch_threads
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "RungMetrics",
     "CodecTrainConfig",
     "measure",
-    "psnr_from_mse",
     "train_ladder",
     "torch_threads",
     "train_rung",
@@ -124,11 +124,6 @@ def _check_images(images: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     return arr
 
 
-def psnr_from_mse(mse: np.ndarray) -> np.ndarray:
-    """Per-image PSNR in dB on the 0-255 scale (MSE floored at 1e-3, i.e. at most ~78 dB)."""
-    return 10.0 * np.log10(255.0**2 / np.maximum(np.asarray(mse, dtype=np.float64), 1e-3))
-
-
 def measure(rung: Rung, images: np.ndarray, *, batch: int = 512) -> RungMetrics:
     """Estimated bpp and the distortion of the uint8 reconstructions that decoding would give."""
     cm = CompressionModel(rung.model, rung.entropy)
@@ -145,7 +140,7 @@ def measure(rung: Rung, images: np.ndarray, *, batch: int = 512) -> RungMetrics:
         bpp_estimated=float(np.concatenate(bits).mean() / pixels),
         mse=float(mse_a.mean()),
         mae=float(mae_a.mean()),
-        psnr=float(psnr_from_mse(mse_a).mean()),
+        psnr=mean_psnr_db(mse_a),
         n_images=len(images),
     )
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from lossylearn.imaging import psnr_db
+from lossylearn.privacy.mechanisms import matched_metric
 from lossylearn.studies.lcon.results import SummaryRow
 
 __all__ = ["SCHEME_STYLE", "write_figures", "plot_fig2", "plot_fig3", "plot_samples"]
@@ -207,11 +209,11 @@ def write_figures(
     psnrs = sorted({s.psnr for s in summary if s.sweep == "noise"})
     adv_psnr = config.adv_psnr
     if adv_psnr is None or adv_psnr not in psnrs:
-        ref = 10 * np.log10(255.0**2 / config.sweep_variance)
+        ref = psnr_db(config.sweep_variance)
         adv_psnr = min(psnrs, key=lambda p: abs(p - ref)) if psnrs else None
     paths = plot_fig2(summary, out_dir, adv_psnr=adv_psnr)
     if matched is not None:
-        metric = "mse" if config.noise == "gaussian" else "mae"
+        metric = matched_metric(config.noise)
         p3 = plot_fig3(summary, out_dir, matched=matched, metric=metric)
         if p3 is not None:
             paths["fig3_distortion"] = p3

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from lossylearn.errors import LossylearnError
+from lossylearn.imaging import psnr_db
 from lossylearn.pipeline.targets import TargetPolicy
 from lossylearn.privacy.mechanisms import NoiseSpec
 from lossylearn.privacy.request import NoiseRequest
@@ -53,7 +54,7 @@ class Point:
 
 def psnr_of_variance(variance: float) -> float:
     """PSNR (dB) of noise of ``variance`` on the 0-255 scale."""
-    return 10.0 * math.log10(255.0**2 / variance)
+    return float(psnr_db(variance))
 
 
 def _sweep_request(config: StudyConfig) -> NoiseRequest:
