@@ -40,7 +40,7 @@ from lossylearn.codecs import get_codec, image_distortion
 from lossylearn.codecs.learned.checkpoint import Checkpoint, Rung, save_checkpoint
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.coding import EntropyParameters
-from lossylearn.codecs.learned.models import build_model, preset_config
+from lossylearn.codecs.learned.models import build_codec_model, preset_config
 from lossylearn.codecs.learned.train import (
     DEFAULT_THREADS,
     train_rung,
@@ -54,7 +54,7 @@ def _untrained_checkpoint(folder: Path) -> Path:
     cfg = preset_config("mnist", "factorized")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_model(cfg).eval()
+        model = build_codec_model(cfg).eval()
     model.entropy_bottleneck.solve_quantiles()
     rung = Rung(0.01, model, EntropyParameters.build(model), {"untrained": True})
     return save_checkpoint(Checkpoint(cfg, "mse", [rung]), folder / "untrained")

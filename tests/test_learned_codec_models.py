@@ -19,7 +19,7 @@ from lossylearn.codecs.learned.gdn import GDN, IGDN, NonNegative, lower_bound
 from lossylearn.codecs.learned.integer_hyper import IntegerHyperSynthesis, log_midpoints
 from lossylearn.codecs.learned.models import (
     ModelConfig,
-    build_model,
+    build_codec_model,
     pad_to_multiple,
     preset_config,
 )
@@ -118,7 +118,7 @@ def test_quantize_pmf_is_exact_positive_and_proportional() -> None:
 
 def test_integer_hyper_synthesis_tracks_float_and_is_exact_integer() -> None:
     torch.manual_seed(3)
-    model = build_model(preset_config("mnist", "hyperprior"))
+    model = build_codec_model(preset_config("mnist", "hyperprior"))
     z = torch.randint(-6, 7, (4, 32, 2, 2)).double()
     ref = model.h_s.double()(z).detach().numpy()
     ih = IntegerHyperSynthesis.from_sequential(model.h_s)
@@ -138,7 +138,7 @@ def test_models_pad_and_crop_any_size(arch: str, hw: tuple[int, int]) -> None:
     cfg = ModelConfig(arch, 1, 8, 4, 2, hyper_channels=4 if arch == "hyperprior" else 0,
                       hyper_downsamples=1 if arch == "hyperprior" else 0)  # fmt: skip
     torch.manual_seed(0)
-    model = build_model(cfg).eval()
+    model = build_codec_model(cfg).eval()
     x = torch.rand(2, 1, *hw)
     out = model(x)
     assert out.x_hat.shape == x.shape
@@ -152,7 +152,7 @@ def test_models_pad_and_crop_any_size(arch: str, hw: tuple[int, int]) -> None:
 def test_presets_and_config_validation() -> None:
     rgb = preset_config("rgb64", "hyperprior")
     assert rgb.in_channels == 3 and rgb.stride == 64
-    model = build_model(rgb).eval()
+    model = build_codec_model(rgb).eval()
     out = model(torch.rand(1, 3, 64, 64))
     assert out.x_hat.shape == (1, 3, 64, 64) and set(out.likelihoods) == {"y", "z"}
     assert preset_config("mnist").stride == 8

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from lossylearn import __version__
 from lossylearn.cli import codec, compress, study, theory
 from lossylearn.errors import LossylearnError
+from lossylearn.version import __version__
 
 __all__ = ["app", "main"]
 

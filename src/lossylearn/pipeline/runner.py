@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from lossylearn import __version__
 from lossylearn.codecs import MatchResult, get_codec, match_quality
 from lossylearn.errors import LossylearnError
 from lossylearn.pipeline.chunks import (
@@ -45,6 +44,7 @@ from lossylearn.store.layout import (
 )
 from lossylearn.store.manifest import Manifest, read_manifest
 from lossylearn.store.owner import CleanStats
+from lossylearn.version import __version__
 
 ORDER_SEED = 20220626
 """Seed of the processing-order permutation. Fixed and public: it decides order, never noise."""
@@ -174,7 +174,7 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
                         "target": target,
                     }
                 first = finish_chunk(task(0, quality, target), noisy0)
-            except LossylearnError:
+            except Exception:  # refused before any shard: leave nothing that blocks the fixed command
                 abandon(state, created)
                 raise
             done[0] = first.result.to_dict()

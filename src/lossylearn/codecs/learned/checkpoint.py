@@ -33,7 +33,7 @@ from lossylearn.codecs.learned.models import (
     FactorizedPrior,
     ModelConfig,
     ScaleHyperprior,
-    build_model,
+    build_codec_model,
 )
 from lossylearn.errors import CodecError
 
@@ -360,7 +360,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with torch.device("meta"):  # shapes only, no memory: a config cannot make us allocate
             expected = {
-                k: tuple(v.shape) for k, v in build_model(model_config).state_dict().items()
+                k: tuple(v.shape) for k, v in build_codec_model(model_config).state_dict().items()
             }
     except CodecError:
         raise
@@ -416,7 +416,7 @@ def _load_rung(
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CodecError(f"{weights}: rung {i} weight {key} holds NaN or infinite values")
     with torch.random.fork_rng(devices=[]):
-        model = build_model(model_config)
+        model = build_codec_model(model_config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -34,7 +34,7 @@ __all__ = [
     "ModelOutput",
     "PRESETS",
     "ScaleHyperprior",
-    "build_model",
+    "build_codec_model",
     "crop",
     "pad_to_multiple",
     "preset_config",
@@ -258,7 +258,7 @@ class ScaleHyperprior(nn.Module):
         return self.entropy_bottleneck.aux_loss()
 
 
-def build_model(config: ModelConfig) -> FactorizedPrior | ScaleHyperprior:
+def build_codec_model(config: ModelConfig) -> FactorizedPrior | ScaleHyperprior:
     """A freshly initialized model for ``config`` (use a torch seed context for reproducibility)."""
     if config.architecture == "factorized":
         return FactorizedPrior(config)

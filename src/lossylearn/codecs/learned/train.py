@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lossylearn.codecs.learned.checkpoint import DISTORTIONS, Rung
 from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
-from lossylearn.codecs.learned.models import ModelConfig, build_model
+from lossylearn.codecs.learned.models import ModelConfig, build_codec_model
 from lossylearn.codecs.metrics import image_distortion
 from lossylearn.errors import CodecError
 from lossylearn.imaging import mean_psnr_db
@@ -178,7 +178,7 @@ def _train_rung(
     n_epochs = int(epochs if epochs is not None else config.epochs)
     dev = resolve_device(config.device)
     with seeded(config.seed):
-        model = build_model(model_config)
+        model = build_codec_model(model_config)
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(dev).train()

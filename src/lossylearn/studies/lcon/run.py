@@ -116,8 +116,8 @@ def _versions(threads: int | None) -> dict[str, str]:
     import PIL
     import torch
 
-    from lossylearn import __version__
     from lossylearn.learn import resolve_device
+    from lossylearn.version import __version__
 
     dev = resolve_device("auto")
     return {
