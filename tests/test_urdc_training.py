@@ -57,16 +57,41 @@ def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def test_network_shapes_and_ranges() -> None:
+def test_networks_compute_the_anchor_functions() -> None:
     x = torch.rand(5, 1, 28, 28)
+    # the anchor's layer widths: encoder 784-512-256-128-128-3, decoders d-128-512 + deconvolutions
+    # or d-128-512-1024-784, critic 64/128/256 convolutions + a linear score
+    sizes = {
+        type(m).__name__: sum(p.numel() for p in m.parameters())
+        for m in (Encoder(3), ConvDecoder(3), MLPDecoder(3), Critic())
+    }
+    assert sizes == {
+        "Encoder": 585_097,
+        "ConvDecoder": 326_465,
+        "MLPDecoder": 1_398_800,
+        "Critic": 1_030_145,
+    }
+    # the encoder's code is tanh of its last normalised layer: pin that layer, and every image
+    # gets tanh(bias)
     enc = Encoder(3).eval()
-    y = enc(x)
-    assert y.shape == (5, 3) and float(y.abs().max()) <= 1.0
+    enc.net[-2].weight.zero_()
+    enc.net[-2].bias.copy_(torch.tensor([0.5, -0.5, 2.0]))
+    torch.testing.assert_close(enc(x), torch.tanh(torch.tensor([0.5, -0.5, 2.0])).expand(5, 3))
+    # the MLP decoder's sigmoid output is laid out row by row: a constant last layer whose bias is
+    # logit(p) draws the image p.reshape(28, 28) for any latent
     z = torch.rand(5, 3) * 2 - 1
-    for dec in (ConvDecoder(3).eval(), MLPDecoder(3).eval()):
-        out = dec(z)
-        assert out.shape == (5, 1, 28, 28) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
-    assert Critic()(x).shape == (5,)
+    mlp = MLPDecoder(3).eval()
+    p = torch.linspace(0.05, 0.95, 28 * 28)
+    mlp.net[-2].weight.zero_()
+    mlp.net[-2].bias.copy_(torch.logit(p))
+    torch.testing.assert_close(mlp(z), p.reshape(1, 1, 28, 28).expand(5, 1, 28, 28))
+    # in eval mode each image is coded, decoded and scored on its own (no batch statistics)
+    conv, critic = ConvDecoder(3).eval(), Critic().eval()
+    for net, batch in ((Encoder(3).eval(), x), (conv, z), (MLPDecoder(3).eval(), z), (critic, x)):
+        torch.testing.assert_close(net(batch)[2:3], net(batch[2:3]))
+    critic.fc.weight.zero_()
+    critic.fc.bias.fill_(0.25)
+    assert critic(x).tolist() == [0.25] * 5
     # the NHWC weight layout is a speed choice only: same weights, same function
     plain, fast = (
         ConvDecoder(3, channels_last=False).eval(),

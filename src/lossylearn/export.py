@@ -1,4 +1,6 @@
-"""``lossylearn export``: a store's images as standard files, one sub-folder per class.
+"""``lossylearn export``: a store's images as standard files, one sub-folder per class, or as a
+Hugging Face datasets folder (``hf``) or WebDataset tar shards (``webdataset``): see
+:mod:`lossylearn.export_hf` for those two.
 
 Folder names (:func:`class_folders`), one per label that occurs in the store:
 
@@ -16,7 +18,7 @@ Folder names (:func:`class_folders`), one per label that occurs in the store:
 ``DEST/labels.json`` maps every label to its class name, folder and image count, so nothing of
 the original names is lost.
 
-The export is written into a temporary folder, ``.DEST.partial-XXXX`` next to ``DEST`` (or
+Every format is written into a temporary folder, ``.DEST.partial-XXXX`` next to ``DEST`` (or
 ``DEST/.export.partial-XXXX`` when ``DEST`` is an existing empty folder), and renamed into place
 only once every file is written: an export that fails leaves nothing behind (only the temporary
 folder, and parent folders the export itself created, are removed) and says which image failed and
@@ -32,17 +34,28 @@ import shutil
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from lossylearn.errors import LossylearnError, StoreError
 from lossylearn.store import open_store
+from lossylearn.store.reader import Store
 
-__all__ = ["FORMATS", "LABELS_FILE", "class_folders", "export_store"]
+__all__ = [
+    "FORMATS",
+    "LABELS_FILE",
+    "Cursor",
+    "class_folders",
+    "encoded_image",
+    "export_store",
+    "store_classes",
+]
 
-FORMATS = ("jpeg", "png", "native")
+FORMATS = ("jpeg", "png", "native", "hf", "webdataset")
 LABELS_FILE = "labels.json"
 MAX_NAME = 64
 
@@ -152,6 +165,73 @@ def _move_into_place(tmp: Path, target: Path, existed: bool, shown: Path) -> Non
         ) from None
 
 
+@dataclass
+class Cursor:
+    """The image a writer is at (``-1``: none), for the error message of a failed export."""
+
+    i: int = -1
+
+
+def store_classes(store: Store) -> list[str]:
+    """The manifest's class names (``dataset.classes``), as strings; empty when it names none."""
+    raw = store.manifest.dataset.get("classes") or []
+    return [str(c) for c in raw] if isinstance(raw, list) else []
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A lossless PNG of a uint8 (H, W, C) image (grey when C == 1)."""
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encoded_image(store: Store, i: int, fmt: str) -> tuple[bytes, str]:
+    """Image ``i`` as a standard file and its extension.
+
+    ``png``: a lossless PNG of the decoded reconstruction; ``jpeg``/``native``: the codec's own
+    file (for JPEG the stored bytes with the tables put back: no second loss); ``hf`` and
+    ``webdataset``: the JPEG file for a JPEG store, else the PNG (formats every loader decodes).
+    """
+    if fmt in ("hf", "webdataset"):
+        fmt = "jpeg" if store.codec.name == "jpeg" else "png"
+    if fmt == "png":
+        return png_bytes(store[i][0]), ".png"
+    return store.container(i), store.codec.extension
+
+
+def _write_folders(store: Store, tmp: Path, fmt: str, cursor: Cursor) -> None:
+    """The folder formats: ``tmp/<folder>/<index>.<ext>`` and ``tmp/labels.json``."""
+    classes = store_classes(store)
+    labels = [int(v) for v in store.labels]
+    folders = class_folders(classes, labels)
+    for folder in folders.values():
+        (tmp / folder).mkdir()
+    for i in range(len(store)):
+        cursor.i = i
+        data, ext = encoded_image(store, i, fmt)
+        path = tmp / folders[labels[i]] / f"{int(store.indices[i]):07d}{ext}"
+        with open(path, "xb") as fh:  # "x": two images with one source index are an error
+            fh.write(data)
+    cursor.i = -1
+    counts = Counter(labels)
+    mapping = {
+        "format": fmt,
+        "codec": store.codec.name,
+        "images": len(labels),
+        "folder_rule": "see lossylearn.export (safe single component; clashes get +<label>)",
+        "labels": [
+            {
+                "label": lab,
+                "class": classes[lab] if 0 <= lab < len(classes) else None,
+                "folder": folder,
+                "images": counts[lab],
+            }
+            for lab, folder in folders.items()
+        ],
+    }
+    (tmp / LABELS_FILE).write_text(json.dumps(mapping, indent=2) + "\n", encoding="utf-8")
+
+
 def export_store(
     directory: str | Path,
     dest: str | Path,
@@ -160,25 +240,52 @@ def export_store(
     codec_checkpoint: str | Path | None = None,
     key: bytes | None = None,
 ) -> int:
-    """Write every image of the store at ``directory`` as ``dest/<folder>/<index>.<ext>``.
+    """Write every image of the store at ``directory`` into ``dest`` in format ``fmt``.
 
-    ``jpeg`` writes a JPEG store's own coded bytes as complete files (tables put back: no second
-    generation of loss) and refuses other codecs; ``png`` writes lossless copies of the decoded
-    reconstructions; ``native`` writes each codec's standard container. ``<folder>`` follows the
-    rule in the module docstring; ``dest/labels.json`` maps labels to class names and folders.
+    Folder formats write ``dest/<folder>/<index>.<ext>``: ``jpeg`` writes a JPEG store's own coded
+    bytes as complete files (tables put back: no second generation of loss) and refuses other
+    codecs; ``png`` writes lossless copies of the decoded reconstructions; ``native`` writes each
+    codec's standard container. ``<folder>`` follows the rule in the module docstring;
+    ``dest/labels.json`` maps labels to class names and folders. ``hf`` writes a Hugging Face
+    datasets folder and ``webdataset`` tar shards (:mod:`lossylearn.export_hf`).
     ``dest`` must be absent or an empty folder. All or nothing: files go to a temporary folder
     renamed into place at the end, and a failure removes it and raises
-    :class:`~lossylearn.errors.StoreError` naming the image. Returns the image-file count.
+    :class:`~lossylearn.errors.StoreError` naming the image. Returns the image count.
     """
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     store = open_store(directory, codec_checkpoint=codec_checkpoint, key=key)
-    codec = store.codec
-    if fmt == "jpeg" and codec.name != "jpeg":
+    if fmt == "jpeg" and store.codec.name != "jpeg":
         raise StoreError(
-            f"{directory} holds {codec.name} images; exporting them as JPEG would add a second loss. "
-            "Use --format png (lossless) or --format native"
+            f"{directory} holds {store.codec.name} images; exporting them as JPEG would add a "
+            "second loss. Use --format png (lossless) or --format native"
         )
+    cursor = Cursor()
+    if fmt in ("hf", "webdataset"):
+        from lossylearn import export_hf
+
+        write = export_hf.write_hf if fmt == "hf" else export_hf.write_webdataset
+
+        def writer(tmp: Path) -> None:
+            write(store, tmp, cursor)
+    else:
+
+        def writer(tmp: Path) -> None:
+            _write_folders(store, tmp, fmt, cursor)
+
+    staged_write(dest, writer, cursor, store)
+    return len(store)
+
+
+def staged_write(
+    dest: str | Path, writer: Callable[[Path], None], cursor: Cursor, store: Store
+) -> None:
+    """Run ``writer(tmp)`` on a fresh temporary folder and move what it wrote to ``dest``.
+
+    ``dest`` must be absent or an empty folder. All or nothing: on any failure the temporary
+    folder (and parent folders created for ``dest``) are removed, and the error is raised as a
+    one-line StoreError naming image ``cursor.i`` when the writer was at one.
+    """
     shown = Path(dest)
     _check_dest(shown)
     try:
@@ -187,13 +294,6 @@ def export_store(
         raise StoreError(f"{shown}: cannot be resolved: {_first_line(err)}") from None
     if target_dir == target_dir.parent:
         raise StoreError(f"{shown}: cannot export into the file-system root")
-
-    raw_classes = store.manifest.dataset.get("classes") or []
-    classes = [str(c) for c in raw_classes] if isinstance(raw_classes, list) else []
-    labels = [int(v) for v in store.labels]
-    folders = class_folders(classes, labels)
-    ext = ".png" if fmt == "png" else codec.extension
-
     existed = target_dir.is_dir()  # empty (checked above): keep it, fill it at the end
     created = [] if existed else _make_parents(target_dir.parent)
     try:
@@ -205,56 +305,25 @@ def export_store(
     except OSError as err:
         _remove_empty(created)
         raise StoreError(f"{shown}: cannot create a temporary folder: {_first_line(err)}") from None
-    i = -1
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; DEST gets the usual mode
-        for folder in folders.values():
-            (tmp / folder).mkdir()
-        for i in range(len(store)):
-            path = tmp / folders[labels[i]] / f"{int(store.indices[i]):07d}{ext}"
-            if fmt == "png":
-                image, _ = store[i]
-                buf = io.BytesIO()
-                Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-                    buf, format="PNG"
-                )
-                data = buf.getvalue()
-            else:
-                data = store.container(i)
-            with open(path, "xb") as fh:  # "x": two images with one source index are an error
-                fh.write(data)
-        i = -1
-        counts = Counter(labels)
-        mapping = {
-            "format": fmt,
-            "codec": codec.name,
-            "images": len(labels),
-            "folder_rule": "see lossylearn.export (safe single component; clashes get +<label>)",
-            "labels": [
-                {
-                    "label": lab,
-                    "class": classes[lab] if 0 <= lab < len(classes) else None,
-                    "folder": folder,
-                    "images": counts[lab],
-                }
-                for lab, folder in folders.items()
-            ],
-        }
-        (tmp / LABELS_FILE).write_text(json.dumps(mapping, indent=2) + "\n", encoding="utf-8")
+        writer(tmp)
+        cursor.i = -1
         _move_into_place(tmp, target_dir, existed, shown)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_empty(created)
         if not isinstance(err, Exception):
             raise  # KeyboardInterrupt and the like: cleaned up, passed on
+        i = cursor.i
         if i >= 0:
             raise StoreError(
                 f"export to {shown} failed at image {i} of {len(store)} (source index "
-                f"{int(store.indices[i])}, label {labels[i]}): {_first_line(err)}; nothing was written"
+                f"{int(store.indices[i])}, label {int(store.labels[i])}): {_first_line(err)}; "
+                "nothing was written"
             ) from err
         if isinstance(err, LossylearnError):
             raise
         raise StoreError(
             f"export to {shown} failed: {_first_line(err)}; nothing was written"
         ) from err
-    return len(store)

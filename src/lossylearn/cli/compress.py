@@ -20,13 +20,16 @@ from lossylearn.cli.parse import (
     NoiseKind,
     RangeHandling,
     Unit,
+    choices,
 )
 from lossylearn.errors import LossylearnError
+from lossylearn.pipeline.plan import ENGINES
 
 __all__ = ["compress", "export", "inspect"]
 
 console = Console(stderr=True)
 out_console = Console()
+Engine = choices("Engine", ENGINES)
 
 DATA = "Data"
 NOISE = "Noise and privacy"
@@ -161,7 +164,30 @@ def compress(
             rich_help_panel=RUN,
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.", rich_help_panel=RUN)] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes (--engine ray: CPUs of a local Ray; on a cluster, 2 x WORKERS "
+            "chunks in flight).",
+            rich_help_panel=RUN,
+        ),
+    ] = 1,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: a process pool here; ray: Ray tasks (pip install 'lossylearn[ray]'), the "
+            "same bytes.",
+            rich_help_panel=RUN,
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT); its "
+            "nodes must share --out's filesystem. Default: start a local Ray.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Images per shard.", rich_help_panel=RUN)] = 1024,
     resume: Annotated[
         bool, typer.Option(help="Finish an interrupted run in --out.", rich_help_panel=RUN)
@@ -212,6 +238,7 @@ def compress(
         epsilon=epsilon, delta=delta, sensitivity=sensitivity, unit=unit.value, discrete=discrete,
         range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
         target_distortion=target_distortion, match_noise=match_noise.value, tolerance=tolerance, seed=seed, workers=workers,
+        engine=engine.value, ray_address=ray_address,
         chunk_size=chunk_size, match_sample=match_sample, resume=resume, overwrite=overwrite,
         allow_weak_noise=allow_weak_noise, signing_key=_read_key(signing_key),
         progress=sys.stderr.isatty() and not as_json,
@@ -256,7 +283,13 @@ def inspect(
     ] = None,
     n: Annotated[int, typer.Option(help="How many samples in the grid.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
-    verify: Annotated[bool, typer.Option(help="Check every file's checksum.")] = True,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            help="Check every file's checksum before anything else; --no-verify checks only the "
+            "files the sample grid reads."
+        ),
+    ] = True,
     codec_checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -278,7 +311,10 @@ def inspect(
     if path.is_dir():
         raise LossylearnError(f"{path}: is a folder; give --grid a file name ending in .png")
     s = open_store(
-        store, verify=verify, codec_checkpoint=codec_checkpoint, key=_read_key(signing_key)
+        store,
+        verify="full" if verify else "lazy",
+        codec_checkpoint=codec_checkpoint,
+        key=_read_key(signing_key),
     )
     clean = read_clean_stats(store) if owner_path(store).is_file() else None
     if as_json:
@@ -295,14 +331,15 @@ def export(
         Path,
         typer.Argument(
             help="Folder to create (or an empty one): one sub-folder per class, and labels.json "
-            "mapping each label to its class name and folder."
+            "mapping each label to its class name and folder (hf: Parquet files and a dataset "
+            "card; webdataset: tar shards)."
         ),
     ],
     format: Annotated[
         ExportFormat,
         typer.Option(
             "--format",
-            help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file).",
+            help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file), hf (a Hugging Face datasets folder: datasets.load_dataset(DEST)), webdataset (tar shards for WebDataset loaders).",
         ),
     ] = ExportFormat.png,
     codec_checkpoint: Annotated[
@@ -319,7 +356,8 @@ def export(
     """Write a store's images as standard image files that any decoder opens.
 
     All or nothing: a failure leaves DEST as it was. Class names become safe folder names (never
-    '..' or a path; two classes never share a folder); labels.json keeps the exact names.
+    '..' or a path; two classes never share a folder); labels.json keeps the exact names. hf and
+    webdataset write loader-ready files with the privacy statement in a dataset card.
     """
     from lossylearn.export import export_store
 

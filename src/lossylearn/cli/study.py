@@ -14,9 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lossylearn.cli.parse import floats, ints
+from lossylearn.cli.parse import choices, floats, ints
 
 __all__ = ["app", "lcon_app", "urdc_app"]
+
+Engine = choices("Engine", ("local", "ray"))
+ENGINE_HELP = (
+    "local: every model here; ray: one Ray task per model (a GPU each when the cluster has "
+    "them), failed ones retried, then reported (pip install 'lossylearn[ray]')."
+)
+RAY_ADDRESS_HELP = (
+    "With --engine ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT); its nodes must "
+    "share --out's filesystem. Default: start a local Ray."
+)
 
 app = typer.Typer(
     help="Experiments with quick (CI-sized) and paper profiles: results.json, figures, report.html.",
@@ -164,6 +174,8 @@ def lcon(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a study with other settings in --out."
     ),
+    engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
 ) -> None:
     """Train clean, noisy and LCoN classifiers at equal storage and test them on clean, noisy, LCoN
     and adversarial images; write results.json, results.csv, figures/ and report.html into --out."""
@@ -189,6 +201,8 @@ def lcon(
         command=_command(ctx),
         overwrite=overwrite,
         console=Console(stderr=True) if progress else None,
+        engine=engine.value,
+        ray_address=ray_address,
     )
     _print_summary(result)
 
@@ -255,6 +269,8 @@ def urdc(
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Show Rich progress bars."
     ),
+    engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
 ) -> None:
     """Train the classifier, end-to-end and universal models of a profile; write results and report."""
     # the study, and torch, load only here
@@ -281,6 +297,8 @@ def urdc(
         threads=threads,
         progress=progress,
         log=lambda s: console.print(s, highlight=False),
+        engine=engine.value,
+        ray_address=ray_address,
     )
     for p in result.penalties:
         gap = "n/a" if p.max_gap is None else f"{p.max_gap:.1%}"

@@ -135,7 +135,7 @@ def rd_command(
 
 @app.command("rdp-gaussian")
 def rdp_gaussian_command(
-    sigma: Annotated[float, typer.Option("--sigma", help="Source standard deviation.")] = 1.0,
+    sigma: tt.SigmaOpt = 1.0,
     perception: Annotated[
         str, typer.Option("--perception", help="Squared-W2 levels P, e.g. 0,0.05,0.2,inf.")
     ] = "0,0.05,0.2,inf",
@@ -184,28 +184,23 @@ def rdp_gaussian_command(
 
 @app.command("rdp-binary")
 def rdp_binary_command(
-    p: Annotated[float, typer.Option("--p", help="P(X = 1), at most 1/2.")] = 0.3,
+    p: tt.BernoulliOpt = 0.3,
     perception: Annotated[str, typer.Option("--perception", help="TV levels P.")] = "0,0.05,0.1,1",
-    points: Annotated[
-        int, typer.Option("--points", min=2, help="Distortion levels in [0, 1/2].")
-    ] = 11,
-    check: Annotated[bool, typer.Option("--check", help="Also run the numerical solver.")] = False,
+    points: tt.BinaryPointsOpt = 11,
+    check: tt.CheckOpt = False,
     as_json: tt.JsonOpt = False,
     plot: tt.PlotOpt = None,
 ) -> None:
     """R(D, P) of Bernoulli(p), Hamming distortion, total-variation perception (bits)."""
     levels = floats(perception, "--perception", nonneg=True)
-    tt.points(points)
-    tt.plot_target(plot)
     px = np.array([1.0 - p, p])
-    hamming = 1.0 - np.eye(2)
     tt.binary_table(
         "P",
         levels,
         points,
         check,
         lambda D, P: binary_rdp(p, D, P),
-        lambda D, P: solve_rate_distortion_perception(px, hamming, D, P).rate_bits,
+        lambda D, P: solve_rate_distortion_perception(px, tt.HAMMING2, D, P).rate_bits,
         title=f"Bernoulli({p:g}) R(D, P) (bits), Hamming / TV",
         plot_title=f"Bernoulli({p:g}) R(D, P)",
         payload={"p": p},
@@ -216,31 +211,26 @@ def rdp_binary_command(
 
 @app.command("rdc-binary")
 def rdc_binary_command(
-    p: Annotated[float, typer.Option("--p", help="P(X = 1), at most 1/2.")] = 0.3,
+    p: tt.BernoulliOpt = 0.3,
     flip: Annotated[float, typer.Option("--flip", help="Label S = X xor Bernoulli(flip).")] = 0.1,
     classification: Annotated[
         str, typer.Option("--classification", help="Levels C of H(S|Xhat) in bits.")
     ] = "0.5,0.6,0.7,1",
-    points: Annotated[
-        int, typer.Option("--points", min=2, help="Distortion levels in [0, 1/2].")
-    ] = 11,
-    check: Annotated[bool, typer.Option("--check", help="Also run the numerical solver.")] = False,
+    points: tt.BinaryPointsOpt = 11,
+    check: tt.CheckOpt = False,
     as_json: tt.JsonOpt = False,
     plot: tt.PlotOpt = None,
 ) -> None:
     """R(D, C) of Bernoulli(p) with a BSC(flip) label, Hamming distortion (bits)."""
     levels = floats(classification, "--classification", nonneg=True)
-    tt.points(points)
-    tt.plot_target(plot)
     joint = np.array([[(1 - p) * (1 - flip), (1 - p) * flip], [p * flip, p * (1 - flip)]])
-    hamming = 1.0 - np.eye(2)
     tt.binary_table(
         "C",
         levels,
         points,
         check,
         lambda D, C: binary_rdc(p, D, C, flip=flip),
-        lambda D, C: solve_rate_distortion_classification(joint, hamming, D, C).rate_bits,
+        lambda D, C: solve_rate_distortion_classification(joint, tt.HAMMING2, D, C).rate_bits,
         title=f"Bernoulli({p:g}), label flip {flip:g}: R(D, C) (bits)",
         plot_title=f"Bernoulli({p:g}) R(D, C), flip {flip:g}",
         payload={"p": p, "flip": flip},
@@ -251,7 +241,7 @@ def rdc_binary_command(
 
 @app.command("rdc-gaussian")
 def rdc_gaussian_command(
-    sigma: Annotated[float, typer.Option("--sigma", help="Source standard deviation.")] = 1.0,
+    sigma: tt.SigmaOpt = 1.0,
     gain: Annotated[float, typer.Option("--gain", help="Label S = gain X + noise.")] = 1.0,
     label_noise: Annotated[float, typer.Option("--label-noise", help="Label noise std.")] = 0.5,
     classification: Annotated[
@@ -294,9 +284,7 @@ def universal_rdp_command(
     targets: Annotated[
         str, typer.Option("--targets", help="Targets 'D:P;D:P' (TV perception).")
     ] = "0.15:1;0.16:0",
-    distortion: Annotated[
-        str, typer.Option("--distortion", help="hamming, squared or absolute.")
-    ] = "hamming",
+    distortion: tt.DistortionOpt = "hamming",
     as_json: tt.JsonOpt = False,
 ) -> None:
     """R(Theta) and A(Theta) for (D, P) targets on a finite source (exact, certified)."""
@@ -315,9 +303,7 @@ def universal_rdc_command(
     targets: Annotated[
         str, typer.Option("--targets", help="Targets 'D:C;D:C' (C bounds H(S|Xhat) in bits).")
     ] = "0.05:1;0.3:0.6",
-    distortion: Annotated[
-        str, typer.Option("--distortion", help="hamming, squared or absolute.")
-    ] = "hamming",
+    distortion: tt.DistortionOpt = "hamming",
     as_json: tt.JsonOpt = False,
 ) -> None:
     """R(Theta) and A(Theta) for (D, C) targets (achievable rate with a proven lower bound)."""
@@ -335,7 +321,7 @@ def universal_rdc_command(
 
 @app.command("universal-gaussian")
 def universal_gaussian_command(
-    sigma: Annotated[float, typer.Option("--sigma", help="Source standard deviation.")] = 1.0,
+    sigma: tt.SigmaOpt = 1.0,
     targets: Annotated[
         str, typer.Option("--targets", help="Targets 'D:P;D:P' (MSE, squared W2).")
     ] = "0.3:inf;0.45:0;0.35:0.02",
@@ -370,9 +356,9 @@ def lcon_check_command(
     source: Annotated[
         str, typer.Option("--source", help="iid or markov (seeded Dirichlet law).")
     ] = "markov",
-    alphabet: Annotated[int, typer.Option("--alphabet", min=2, help="Alphabet size Q.")] = 4,
-    k: Annotated[int, typer.Option("--k", min=1, help="Check block lengths 1..k.")] = 3,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random source law.")] = 0,
+    alphabet: tt.AlphabetOpt = 4,
+    k: tt.BlocksOpt = 3,
+    seed: tt.SourceSeedOpt = 0,
     noise_level: Annotated[
         float, typer.Option("--noise-level", help="P(N != 0), spread evenly (mod-Q noise).")
     ] = 0.3,
@@ -406,9 +392,9 @@ def lcon_check_command(
 @app.command("lcon-corollary")
 def lcon_corollary_command(
     source: Annotated[str, typer.Option("--source", help="iid or markov.")] = "markov",
-    alphabet: Annotated[int, typer.Option("--alphabet", min=2, help="Alphabet size Q.")] = 4,
-    k: Annotated[int, typer.Option("--k", min=1, help="Check block lengths 1..k.")] = 2,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random source law.")] = 0,
+    alphabet: tt.AlphabetOpt = 4,
+    k: tt.BlocksOpt = 2,
+    seed: tt.SourceSeedOpt = 0,
     u_level: Annotated[float, typer.Option("--u-level", help="P(U != 0) of the part kept.")] = 0.2,
     w_level: Annotated[
         float, typer.Option("--w-level", help="P(W != 0) of the part removed.")
@@ -436,4 +422,4 @@ def lcon_corollary_command(
             for r in rows
         ),
     )
-    tt.show({"rows": [r.as_dict() for r in rows]}, table, as_json)
+    tt.show({"rows": [r.to_dict() for r in rows]}, table, as_json)

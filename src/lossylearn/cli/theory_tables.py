@@ -49,6 +49,20 @@ MaxBlockOpt = Annotated[
         ),
     ),
 ]
+#: Options that several commands take with the same meaning (each command sets the default).
+SigmaOpt = Annotated[float, typer.Option("--sigma", help="Source standard deviation.")]
+BernoulliOpt = Annotated[float, typer.Option("--p", help="P(X = 1), at most 1/2.")]
+BinaryPointsOpt = Annotated[
+    int, typer.Option("--points", min=2, help="Distortion levels in [0, 1/2].")
+]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Also run the numerical solver.")]
+DistortionOpt = Annotated[str, typer.Option("--distortion", help="hamming, squared or absolute.")]
+AlphabetOpt = Annotated[int, typer.Option("--alphabet", min=2, help="Alphabet size Q.")]
+BlocksOpt = Annotated[int, typer.Option("--k", min=1, help="Check block lengths 1..k.")]
+SourceSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random source law.")]
+
+#: Hamming distortion on a binary alphabet.
+HAMMING2 = 1.0 - np.eye(2)
 
 Curves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
@@ -218,7 +232,10 @@ def binary_table(
     plot: Path | None,
 ) -> None:
     """Table, JSON and figure of a binary closed form at ``n_points`` distortions in [0, 1/2] and
-    each level of the second constraint ``name`` (``P`` or ``C``), with the solver on ``check``."""
+    each level of the second constraint ``name`` (``P`` or ``C``), with the solver on ``check``.
+    ``n_points`` and ``plot`` are checked first."""
+    points(n_points)
+    plot_target(plot)
     for lvl in levels:
         closed_form(0.0, lvl)  # refuses bad parameters before the loop
     rows = []
@@ -293,7 +310,7 @@ def lcon_report(
     ``theory lcon-check``."""
     payload_rows = []
     for r in rows:
-        d = r.as_dict()
+        d = r.to_dict()
         d["leakage_bound_bits"] = privacy_leakage_bound(src, noise, r.k)
         d["abs_diff_bits"] = abs(r.rate_solver_bits - r.rate_formula_bits)
         payload_rows.append(d)

@@ -10,6 +10,7 @@ __all__ = [
     "MAX_IMAGE_SIZE",
     "check_image_size",
     "check_plain_name",
+    "decode_text",
     "is_printable_name",
     "quote",
     "show_path",
@@ -43,6 +44,21 @@ def show_path(path: object) -> str:
     return "".join(
         c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else repr(c)[1:-1] for c in s
     )
+
+
+def decode_text(raw: bytes, where: str, expected: str, *, column: bool = False) -> str:
+    """``raw`` as UTF-8 text; a :class:`DataError` naming ``where`` and ending in ``expected``
+    (what the file should be) for NUL bytes or invalid UTF-8, whose first bad byte is placed by
+    its offset, or with ``column`` by its 1-based column."""
+    if b"\x00" in raw:
+        raise DataError(f"{where}: binary data (NUL bytes); {expected}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = f"column {exc.start + 1}" if column else f"offset {exc.start}"
+        raise DataError(
+            f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at {at}); {expected}"
+        ) from None
 
 
 def is_printable_name(name: str) -> bool:

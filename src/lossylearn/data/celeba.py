@@ -18,7 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lossylearn.data._safe import check_image_size, check_plain_name, is_printable_name, quote
+from lossylearn.data._safe import (
+    check_image_size,
+    check_plain_name,
+    decode_text,
+    is_printable_name,
+    quote,
+)
 from lossylearn.data.dataset import ImageDataset
 from lossylearn.data.imaging import decode_images
 from lossylearn.errors import DataError
@@ -48,6 +54,8 @@ CELEBA_DEFAULT_SIZE = 64
 #: Longest line accepted in a CelebA list file (a real one is under 200 characters).
 MAX_LINE_BYTES = 64 << 10
 _IMAGE_FOLDER = "img_align_celeba/"
+#: How a refusal of a list file's text ends.
+_NOT_A_LIST = "not a CelebA text list"
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -78,23 +86,11 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
                     )
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                line = _decode_line(path, lineno, raw)
+                line = decode_text(raw, f"{path}:{lineno}", _NOT_A_LIST, column=True)
                 if line.strip():
                     yield lineno, [t.strip() for t in line.split(sep)]
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
-    if b"\x00" in raw:
-        raise DataError(f"{path}:{lineno}: binary data (NUL bytes); not a CelebA text list")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-            f"{exc.start + 1}); not a CelebA text list"
-        ) from None
 
 
 def _plain_name(path: Path, lineno: int, name: str) -> str:

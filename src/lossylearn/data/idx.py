@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from lossylearn.data._safe import quote
+from lossylearn.data._safe import decode_text, quote
 from lossylearn.errors import DataError
 
 __all__ = ["MAX_IDX_BYTES", "read_idx", "verify_md5sums"]
@@ -233,15 +233,7 @@ def _read_md5sums(sums_path: Path) -> str:
         raise DataError(f"{sums_path}: cannot read ({exc.strerror or exc})") from None
     if len(raw) > MAX_MD5SUMS_BYTES:
         raise DataError(f"{sums_path}: larger than {MAX_MD5SUMS_BYTES:,} bytes; not an md5sum list")
-    if b"\x00" in raw:
-        raise DataError(f"{sums_path}: binary data (NUL bytes); expected md5sum's text output")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{sums_path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "expected md5sum's text output"
-        ) from None
+    return decode_text(raw, str(sums_path), "expected md5sum's text output")
 
 
 def verify_md5sums(folder: Path, files: list[Path]) -> list[str]:

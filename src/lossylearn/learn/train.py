@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ..errors import LossylearnError
+from ..progress import progress_bars
 from .devices import resolve_device, seeded, torch_threads
 from .models import ModelConfig, build_model
-from .progress import progress_bars
 from .tensors import check_images, random_shift, to_float_batch
 
 __all__ = ["ClassifierTrainConfig", "TrainResult", "train_classifier"]

@@ -9,7 +9,7 @@ against the clean images, kept only in the data owner's file). Both hold sums, n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from lossylearn.codecs import Codec, get_codec, image_distortion, match_quality_
 from lossylearn.imaging import absolute_error_sum, squared_error_sum
 from lossylearn.privacy import NoiseSource, NoiseSpec, add_noise
 from lossylearn.privacy.streams import chunk_stream
+from lossylearn.records import Record
 from lossylearn.store.layout import sha256_bytes, shard_name
 from lossylearn.store.shards import ShardRows, write_shard
 
@@ -45,7 +46,7 @@ class ChunkTask:
 
 
 @dataclass(frozen=True)
-class ChunkResult:
+class ChunkResult(Record):
     """Sizes, distortion sums and the shard checksum of one finished chunk (no pixel data)."""
 
     chunk: int
@@ -60,23 +61,15 @@ class ChunkResult:
     qualities: dict[str, int]  # quality -> number of images coded at it
     n_reached: int  # images whose own distortion is within tolerance of the target
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the run state."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class CleanSums:
+class CleanSums(Record):
     """Error sums of one chunk against its clean images: the data owner's, never the store's."""
 
     sq_err_noisy_to_clean: float
     abs_err_noisy_to_clean: float
     sq_err_stored_to_clean: float
     n_values: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the owner file."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from lossylearn.pipeline.targets import TargetPolicy
 from lossylearn.privacy.request import NoiseRequest
 
 MATCH_MODES = ("dataset", "image")
+ENGINES = ("local", "ray")
+"""Where the chunks are coded: ``local`` (this machine's process pool) or ``ray`` (Ray tasks)."""
 
 
 def _whole(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> None:
@@ -164,10 +166,30 @@ class RunOptions:
     """Accept noise that changes fewer than half of the pixels."""
     signing_key: bytes | None = field(default=None, repr=False)
     progress: bool = True
+    engine: str = "local"
+    """``local``: a process pool of ``workers``; ``ray``: Ray tasks, ``workers`` chunks at once
+    (:mod:`lossylearn.pipeline.ray_engine`). Both write the same bytes."""
+    ray_address: str | None = None
+    """With ``engine="ray"``: the cluster to join (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``);
+    None starts a local Ray of ``workers`` CPUs (or joins ``RAY_ADDRESS`` when that is set)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
         _whole("--workers", self.workers)
+        if self.engine not in ENGINES:
+            raise LossylearnError(
+                f"unknown --engine {self.engine!r}; choose one of {', '.join(ENGINES)}"
+            )
+        if self.ray_address is not None:
+            if self.engine != "ray":
+                raise LossylearnError("--ray-address needs --engine ray")
+            if not isinstance(self.ray_address, str) or not self.ray_address.strip():
+                raise LossylearnError(f"--ray-address must be an address, got {self.ray_address!r}")
+        if self.engine == "ray":
+            from lossylearn.pipeline.ray_engine import RAY_MISSING, ray_available
+
+            if not ray_available():  # refused before anything is written
+                raise LossylearnError(RAY_MISSING)
         _whole("--chunk-size", self.chunk_size)
         if self.seed is not None:
             _whole("--seed", self.seed, minimum=0, maximum=2**63 - 1)

@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from lossylearn.pipeline.chunks import (
 )
 from lossylearn.pipeline.plan import CompressPlan
 from lossylearn.pipeline.pool import bounded_map, one_torch_thread
+from lossylearn.pipeline.remote import compress_remote, is_remote
 from lossylearn.pipeline.run_state import abandon, locked_output, prepare_output
 from lossylearn.pipeline.summary import build_manifest
+from lossylearn.progress import progress_display
 from lossylearn.store.layout import (
     MANIFEST,
     RUN_STATE,
@@ -51,31 +54,18 @@ ORDER_SEED = 20220626
 
 
 def _progress(enabled: bool, total: int, done: int) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]compress"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("images"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
-    task = progress.add_task("compress", total=total, completed=done)
+    progress = progress_display(disable=not enabled)
+    task = progress.add_task("[bold]compress", total=total, completed=done, status="images")
     return progress, task
 
 
 def compress(
-    plan: CompressPlan | None = None, /, *, warn: Callable[[str], None] | None = None, **kwargs: Any
+    plan: CompressPlan | None = None,
+    /,
+    *,
+    warn: Callable[[str], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Manifest:
     """Noise a dataset, compress it with a codec matched to the noise, and commit a store.
 
@@ -91,13 +81,18 @@ def compress(
     Returns the manifest written to ``out/manifest.json``; the clean-side figures go to the owner
     file beside it (:func:`lossylearn.store.owner.read_clean_stats`). A codec that cannot reach the
     target still produces a store at the closest distortion it reaches; ``warn`` (default: stderr)
-    receives the explanation.
+    receives the explanation. An ``out`` URL (``s3://bucket/store``, any fsspec filesystem; its
+    credentials in ``storage_options``) is staged locally and uploaded
+    (:mod:`lossylearn.pipeline.remote`).
     """
     if plan is None:
         plan = CompressPlan.from_kwargs(**kwargs)
     elif kwargs:
         raise TypeError("compress() takes a plan or keyword arguments, not both")
-    return _run(plan, warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr)))
+    say = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    if is_remote(plan.run.out):  # object storage: the one place a run is staged and uploaded
+        return compress_remote(plan, lambda local: _run(local, say), storage_options)
+    return _run(plan, say)
 
 
 def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
@@ -142,7 +137,7 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
         return ChunkTask(
             chunk=k, indices=idx.astype(np.int64), images=clean[idx], labels=lab[idx], spec=spec,
             codec_name=choice.name, codec_options=choice.options, quality=quality, target=target,
-            metric=metric, tolerance=choice.tolerance, seed=seed, out_dir=str(out),
+            metric=metric, tolerance=choice.tolerance, seed=seed, out_dir=str(out.absolute()),
         )  # fmt: skip
 
     with locked_output(out), one_torch_thread():
@@ -188,10 +183,20 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
         bar, bar_task = _progress(run.progress, n, sum(r["n_images"] for r in done.values()))
         with bar:
             tasks = (task(k, quality, target) for k in todo)
-            for res in bounded_map(run_chunk, tasks, run.workers):
-                done[res.result.chunk] = res.result.to_dict()
-                state.record(res.result, res.clean.to_dict())
-                bar.update(bar_task, advance=res.result.n_images)
+            if run.engine == "ray":  # the one place the engine is chosen; Ray is imported only here
+                from lossylearn.pipeline.ray_engine import ray_map
+
+                outcomes = ray_map(
+                    run_chunk, tasks, address=run.ray_address, max_in_flight=2 * run.workers,
+                    num_cpus=run.workers,
+                )  # fmt: skip
+            else:
+                outcomes = bounded_map(run_chunk, tasks, run.workers)
+            with closing(outcomes):  # type: ignore[type-var]
+                for res in outcomes:  # recorded as each arrives: --resume redoes only the rest
+                    done[res.result.chunk] = res.result.to_dict()
+                    state.record(res.result, res.clean.to_dict())
+                    bar.update(bar_task, advance=res.result.n_images)
 
         results = [ChunkResult(**done[k]) for k in range(n_chunks)]
         used = sorted({int(q) for r in results for q in r.qualities})
@@ -205,8 +210,8 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
             target_basis=plan.target.basis, metric=metric, tolerance=choice.tolerance,
             results=results, headers=headers,
             run={"id": state.run_id, "fingerprint": state.fingerprint, "seeded": seed is not None,
-                 "workers": run.workers, "threads_per_worker": 1, "chunk_size": chunk_size,
-                 "order_seed": ORDER_SEED, "lossylearn": __version__,
+                 "engine": run.engine, "workers": run.workers, "threads_per_worker": 1,
+                 "chunk_size": chunk_size, "order_seed": ORDER_SEED, "lossylearn": __version__,
                  "seconds": round(time.time() - started, 3)},
         ).sealed(run.signing_key)  # fmt: skip
         if not manifest.target_reached:

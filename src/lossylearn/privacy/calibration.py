@@ -24,7 +24,13 @@ from lossylearn.errors import PrivacyError
 from lossylearn.imaging import rms_at_psnr
 from lossylearn.privacy import accounting, discrete
 from lossylearn.privacy.guarantee import PrivacyGuarantee
-from lossylearn.privacy.mechanisms import KINDS, RANGE_HANDLING, NoiseSpec
+from lossylearn.privacy.mechanisms import (
+    KINDS,
+    RANGE_HANDLING,
+    NoiseSpec,
+    randomness,
+    sampler_backend,
+)
 
 UNITS = ("pixel", "image")
 PIXEL_RANGE = 255.0
@@ -348,12 +354,14 @@ def resolve_noise(
     req = _parse(kind, sigma, b, psnr, epsilon, delta, sensitivity, unit, image_shape, discrete,
                  range_handling, notes)  # fmt: skip
     scale, exact = _scale(req, notes)
+    drawn_from = randomness(discrete, seeded)  # an unseeded --discrete run needs OpenDP: fail early
     spec = NoiseSpec(
         kind=cast(Literal["gaussian", "laplace"], kind),
         scale=scale,
         discrete=discrete,
         range_handling=cast(Literal["clip", "wrap"], range_handling),
         exact=exact,
+        backend=sampler_backend(discrete, seeded),
     )
     per_pixel = _figure(
         spec, "pixel", _default_sensitivity("pixel", req.gaussian, req.n), req.delta
@@ -386,10 +394,6 @@ def resolve_noise(
             spec, req.delta if req.gaussian else accounting.DEFAULT_DELTA
         ),
         notes=_notes(req, spec, main, per_image, seeded, notes),
-        randomness=(
-            "seeded (numpy PCG64 via SeedSequence(seed, stream)), not for deployment"
-            if seeded
-            else "csprng (os.urandom)"
-        ),
+        randomness=drawn_from,
     )
     return spec, guarantee

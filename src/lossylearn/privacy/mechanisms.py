@@ -6,7 +6,10 @@ scales are in the same pixel units. Two samplers per kind:
 - float (``discrete=False``): float64 Gaussian/Laplace noise ``n``; the noisy pixel is
   ``rint(x + n)`` (round half to even), a post-processing of the real-valued mechanism;
 - exact discrete (``discrete=True``): integer noise from the exact samplers of Canonne, Kamath &
-  Steinke (2020) (:mod:`lossylearn.privacy.discrete`); the noisy pixel is ``x + n``.
+  Steinke (2020); the noisy pixel is ``x + n``. ``backend`` says whose: ``"lossylearn"``
+  (:mod:`lossylearn.privacy.discrete`, vectorised, seeded or from ``os.urandom``) or ``"opendp"``
+  (:mod:`lossylearn.privacy.opendp_sampler`, OpenDP's audited samplers and CSPRNG: what an
+  unseeded run uses, see :func:`sampler_backend`).
 
 Then ``range_handling`` maps the integer back to 0..255: ``"clip"`` (default) or ``"wrap"``
 (mod 256, the LCoN paper's mod-Q noise model). Both are post-processing.
@@ -23,11 +26,12 @@ from typing import Any, Literal
 import numpy as np
 
 from lossylearn.errors import DataError, PrivacyError
-from lossylearn.privacy import discrete, laws
+from lossylearn.privacy import discrete, laws, opendp_sampler
 from lossylearn.privacy.source import NoiseSource
 
 KINDS = ("gaussian", "laplace")
 RANGE_HANDLING = ("clip", "wrap")
+BACKENDS = ("lossylearn", "opendp")
 MIN_SCALE = 0.01
 MAX_SCALE = 1.0e8
 _EXACT_TOLERANCE = 1e-6
@@ -44,7 +48,10 @@ class NoiseSpec:
 
     ``exact`` is the exact rational parameter a discrete sampler uses (sigma^2 for the Gaussian,
     b for the Laplace); it is derived from ``scale`` when omitted (relative error <= ~1.5e-8,
-    see :mod:`lossylearn.privacy.discrete`) and must be None for float samplers.
+    see :mod:`lossylearn.privacy.discrete`) and must be None for float samplers. With
+    ``backend="opendp"`` it is rounded up to what OpenDP samples: ``s^2`` (``s`` a double) for the
+    Gaussian, a double for the Laplace (relative change < 5e-16, see
+    :mod:`lossylearn.privacy.opendp_sampler`), so it stays the exact law drawn.
     """
 
     kind: Literal["gaussian", "laplace"]
@@ -52,6 +59,7 @@ class NoiseSpec:
     discrete: bool = False
     range_handling: Literal["clip", "wrap"] = "clip"
     exact: Fraction | None = None
+    backend: Literal["lossylearn", "opendp"] = "lossylearn"
 
     def __post_init__(self) -> None:
         _check_choice("noise kind", self.kind, KINDS)
@@ -72,17 +80,23 @@ class NoiseSpec:
             )
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "discrete", bool(self.discrete))
+        _check_choice("sampler backend", self.backend, BACKENDS)
         if not self.discrete:
             if self.exact is not None:
                 raise PrivacyError("an exact rational parameter only applies to discrete samplers")
+            if self.backend != "lossylearn":
+                raise PrivacyError("the OpenDP backend draws discrete noise only (--discrete)")
             return
         target = scale**2 if self.kind == "gaussian" else scale
         if self.exact is None:
-            exact = (
-                discrete.gaussian_sigma2_fraction(scale)
-                if self.kind == "gaussian"
-                else discrete.laplace_b_fraction(scale)
-            )
+            if self.backend == "opendp":  # the double scale itself: exactly what OpenDP draws
+                exact = Fraction(scale) ** 2 if self.kind == "gaussian" else Fraction(scale)
+            else:
+                exact = (
+                    discrete.gaussian_sigma2_fraction(scale)
+                    if self.kind == "gaussian"
+                    else discrete.laplace_b_fraction(scale)
+                )
             object.__setattr__(self, "exact", exact)
         else:
             exact = Fraction(self.exact)
@@ -91,6 +105,9 @@ class NoiseSpec:
                     f"exact parameter {exact} does not match {name} = {scale:g} "
                     f"(expected about {target:g})"
                 )
+            if self.backend == "opendp":
+                object.__setattr__(self, "exact", opendp_sampler.release_exact(self.kind, exact))
+                return
             try:
                 if self.kind == "gaussian":
                     discrete.check_gaussian_fraction(exact)
@@ -157,7 +174,10 @@ class NoiseSpec:
 
     @property
     def sampler(self) -> str:
-        """One line naming the sampler and the exact parameter."""
+        """One line naming the sampler (and its library version) and the exact parameter."""
+        if self.discrete and self.backend == "opendp":
+            assert self.exact is not None
+            return opendp_sampler.sampler_line(self.kind, self.exact)
         if self.kind == "gaussian" and self.discrete:
             return (
                 "exact discrete Gaussian (Canonne-Kamath-Steinke 2020, Alg. 1-3), "
@@ -205,6 +225,7 @@ class NoiseSpec:
                 + (" mod 256" if self.range_handling == "wrap" else ", clipping ignored")
             ),
             "sampler": self.sampler,
+            "backend": self.backend,
             "variance": self.variance,
             "integer_variance": self.integer_variance,
             "matched_metric": metric,
@@ -225,16 +246,43 @@ class NoiseSpec:
             discrete=bool(d.get("discrete", False)),
             range_handling=d.get("range_handling", "clip"),
             exact=None if exact is None else Fraction(exact),
+            backend=d.get("backend", "lossylearn"),
         )
 
 
+def sampler_backend(discrete_: bool, seeded: bool) -> Literal["lossylearn", "opendp"]:
+    """Whose sampler a run uses: OpenDP for unseeded (release) discrete noise, lossylearn's
+    otherwise (seeded runs must be reproducible; OpenDP has no seeded generator)."""
+    return "opendp" if discrete_ and not seeded else "lossylearn"
+
+
+def randomness(discrete_: bool, seeded: bool) -> str:
+    """The privacy section's ``randomness``: where the noise's random bits come from."""
+    if seeded:
+        return "seeded (numpy PCG64 via SeedSequence(seed, stream)), not for deployment"
+    if sampler_backend(discrete_, seeded) == "opendp":
+        return opendp_sampler.randomness()
+    return "csprng (os.urandom)"
+
+
 def sample_noise(shape: tuple[int, ...] | int, spec: NoiseSpec, source: NoiseSource) -> np.ndarray:
-    """Raw noise of ``shape``: float64 for float samplers, int64 for the exact discrete ones."""
+    """Raw noise of ``shape``: float64 for float samplers, int64 for the exact discrete ones.
+
+    ``backend="opendp"`` draws from OpenDP's own CSPRNG and needs a secure ``source`` (which it
+    does not read); a seeded source is refused rather than silently ignored.
+    """
     shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)  # type: ignore[arg-type]
     n = int(np.prod(shape, dtype=np.int64))
     if spec.discrete:
         assert spec.exact is not None
-        if spec.kind == "gaussian":
+        if spec.backend == "opendp":
+            if not source.secure:
+                raise PrivacyError(
+                    "OpenDP draws release noise from its own CSPRNG and cannot be seeded; a seeded "
+                    "run uses lossylearn's sampler (backend='lossylearn')"
+                )
+            flat = opendp_sampler.sample(spec.kind, spec.exact, n)
+        elif spec.kind == "gaussian":
             flat = discrete.sample_discrete_gaussian(source, n, spec.exact)
         else:
             flat = discrete.sample_discrete_laplace(source, n, spec.exact)

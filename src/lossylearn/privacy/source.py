@@ -25,6 +25,7 @@ therefore cut at about 8.2 sigma, Laplace ones at about 36 b).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,31 @@ def _word_bits(m: int) -> int:
     if m <= _TWO32:
         return 32
     return 64
+
+
+def _redraw_rejected(
+    size: int,
+    dtype: type[np.generic],
+    draw: Callable[[int, np.ndarray | None], tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """``size`` draws by rejection: rejected positions are drawn again until none is left.
+
+    ``draw(n, todo)`` makes ``n`` draws for the positions ``todo`` (None: all ``size`` of them)
+    and returns them with the indices, among those ``n``, of the ones it rejects.
+    """
+    out = np.empty(size, dtype=dtype)
+    todo: np.ndarray | None = None
+    while True:
+        n = size if todo is None else todo.size
+        value, bad = draw(n, todo)
+        if todo is None:
+            out[:] = value
+            todo = bad
+        else:
+            out[todo] = value
+            todo = todo[bad]
+        if todo.size == 0:
+            return out
 
 
 @dataclass(eq=False)
@@ -136,21 +162,12 @@ class NoiseSource:
         # 2**bits mod m are rejected (Lemire 2019).
         threshold = np.uint64(((1 << bits) - m) % m)
         mm, shift, mask = np.uint64(m), np.uint64(bits), np.uint64((1 << bits) - 1)
-        out = np.empty(size, dtype=np.int64)
-        todo: np.ndarray | None = None
-        while True:
-            n = size if todo is None else todo.size
+
+        def draw(n: int, todo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
             x = self.words(n, bits).astype(np.uint64) * mm
-            value = (x >> shift).astype(np.int64)
-            bad = np.flatnonzero((x & mask) < threshold)
-            if todo is None:
-                out[:] = value
-                todo = bad
-            else:
-                out[todo] = value
-                todo = todo[bad]
-            if todo.size == 0:
-                return out
+            return (x >> shift).astype(np.int64), np.flatnonzero((x & mask) < threshold)
+
+        return _redraw_rejected(size, np.int64, draw)
 
     def _below_wide(self, m: int, size: int) -> np.ndarray:
         q = (1 << 64) // m
@@ -199,23 +216,15 @@ class NoiseSource:
             numer_arr = np.where(full, 0, numer_arr)
         # j numer <= j denom <= 2**W fits uint64 (compared with narrower words after promotion)
         cut = numer_arr.astype(np.uint64) * np.uint64(j)
-        out = np.empty(size, dtype=bool)
-        todo: np.ndarray | None = None
-        while True:
-            n = size if todo is None else todo.size
+
+        def draw(n: int, todo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
             w = self.words(n, bits)
             value = w < (cut if cut.ndim == 0 or todo is None else cut[todo])
             if full is not None:
                 value |= full if full.ndim == 0 or todo is None else full[todo]
-            bad = np.flatnonzero(w > limit)
-            if todo is None:
-                out[:] = value
-                todo = bad
-            else:
-                out[todo] = value
-                todo = todo[bad]
-            if todo.size == 0:
-                return out
+            return value, np.flatnonzero(w > limit)
+
+        return _redraw_rejected(size, np.bool_, draw)
 
     def uniform_words_below(self, limit_exclusive: int, size: int, bits: int = 64) -> np.ndarray:
         """Words of ``bits`` uniform on ``[0, limit_exclusive)``, by rejection (unsigned)."""

@@ -106,24 +106,37 @@ def read_json_file(path: Path, what: str, *, max_bytes: int = 64 << 20) -> Any:
     if st.st_size > max_bytes:
         raise StoreError(f"{path}: {what} is {st.st_size} bytes, more than {max_bytes} allowed")
     try:
-        text = path.read_bytes().decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        data = path.read_bytes()
     except OSError as exc:
         raise StoreError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    return parse_json_bytes(data, path, what)
+
+
+def parse_json_bytes(data: bytes, where: object, what: str) -> Any:
+    """Parse strict JSON (UTF-8, no NaN or infinities) read from ``where``; StoreError otherwise."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise StoreError(f"{path}: {what} is not valid JSON ({exc})") from None
+        raise StoreError(f"{where}: {what} is not valid JSON ({exc})") from None
+
+
+def relative_parts(where: object, rel: object, what: str) -> list[str]:
+    """The components of a relative path from a manifest or run state, refused (StoreError) unless
+    it names something inside the store: no absolute path, no ``..``, ``.`` or empty component, no
+    backslash or NUL. On a filesystem without links (object storage) this is the whole check."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        raise StoreError(f"{where}: {what} {rel!r} is not a relative path inside the store")
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"{where}: {what} {rel!r} points outside the store")
+    return parts
 
 
 def inside(directory: Path, rel: object, what: str) -> Path:
     """``directory / rel`` for a relative path from a manifest or run state that stays inside
     ``directory``: no absolute paths, no ``..``, no backslashes, no links out. StoreError otherwise.
     """
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
-        raise StoreError(f"{directory}: {what} {rel!r} is not a relative path inside the store")
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StoreError(f"{directory}: {what} {rel!r} points outside the store")
-    path = directory.joinpath(*parts)
+    path = directory.joinpath(*relative_parts(directory, rel, what))
     try:
         real_dir = directory.resolve()
         if not path.resolve().is_relative_to(real_dir):

@@ -4,6 +4,10 @@ Columns: ``index`` (position in the source split), ``label``, ``quality`` (codec
 that image), ``data`` (the coded payload, exactly the stored bytes), ``mse_to_noisy`` and
 ``mae_to_noisy`` (distortion between the reconstruction and the noisy image, 0-255 scale).
 No column holds or derives from the clean images.
+
+A reader holds a shard as :class:`ShardData`, parsed from bytes it has already checked against the
+manifest's SHA-256 (:func:`parse_shard`): the payloads stay in one Arrow buffer, not one Python
+object per image, and ``payloads=False`` parses only the small index columns.
 """
 
 from __future__ import annotations
@@ -91,4 +95,63 @@ def read_shard(path: Path) -> ShardRows:
         data=table.column("data").to_pylist(),
         mse_to_noisy=table.column("mse_to_noisy").to_numpy(),
         mae_to_noisy=table.column("mae_to_noisy").to_numpy(),
+    )
+
+
+INDEX_COLUMNS = ("index", "label", "quality")
+"""The columns a reader needs to know what a shard holds without its payloads."""
+
+
+@dataclass(frozen=True)
+class ShardData:
+    """A shard as a reader holds it: the index columns, and the payloads (absent when only the
+    index columns were parsed) in one Arrow array."""
+
+    index: np.ndarray
+    label: np.ndarray
+    quality: np.ndarray
+    data: pa.BinaryArray | None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def payload(self, row: int) -> bytes:
+        """The stored bytes of row ``row``."""
+        assert self.data is not None, "this shard was read without its payloads"
+        return self.data[row].as_py()  # type: ignore[no-any-return]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the shard takes (roughly)."""
+        cols = self.index.nbytes + self.label.nbytes + self.quality.nbytes
+        return cols + (self.data.nbytes if self.data is not None else 0)
+
+
+def parse_shard(blob: bytes, where: str, *, payloads: bool = True) -> ShardData:
+    """Parse a shard from its bytes; StoreError unless it has exactly the shard schema.
+
+    ``payloads=False`` reads only :data:`INDEX_COLUMNS` (Parquet column projection).
+    """
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(blob))
+        if not pf.schema_arrow.equals(SHARD_SCHEMA, check_metadata=False):
+            raise StoreError(
+                f"{where}: shard has columns {pf.schema_arrow.names}, expected {SHARD_SCHEMA.names}"
+            )
+        columns = [*INDEX_COLUMNS, "data"] if payloads else list(INDEX_COLUMNS)
+        table = pf.read(columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{where}: cannot read shard ({exc})") from None
+    if any(table.column(c).null_count for c in INDEX_COLUMNS):
+        raise StoreError(f"{where}: shard has rows without index, label or quality")
+    data = None
+    if payloads:
+        data = table.column("data").combine_chunks()
+        if data.null_count:
+            raise StoreError(f"{where}: shard has images without data")
+    return ShardData(
+        index=table.column("index").to_numpy(),
+        label=table.column("label").to_numpy(),
+        quality=table.column("quality").to_numpy(),
+        data=data,
     )

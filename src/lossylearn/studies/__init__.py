@@ -6,8 +6,7 @@ Names load on first use, so ``lossylearn --help`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lossylearn.studies.common import lazy_exports
 
 _HOME = {
     "CodedSizes": "lcon.budget", "SchemeBudget": "lcon.budget",
@@ -22,9 +21,4 @@ _HOME = {
 }  # fmt: skip
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)

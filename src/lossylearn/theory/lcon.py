@@ -19,14 +19,17 @@ compressed under the difference distortion ``rho_N(a) = log 1/P(N = a)`` (bits h
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from lossylearn.errors import LossylearnError
+from lossylearn.records import Record
 from lossylearn.theory.info import as_pmf, entropy, mutual_information, total_variation
-from lossylearn.theory.rd import solve_rate_distortion
+from lossylearn.theory.rd import RDPoint, solve_rate_distortion
 from lossylearn.theory.sources import (
     FiniteSource,
     add_noise,
@@ -38,7 +41,7 @@ from lossylearn.theory.sources import (
 
 
 @dataclass(frozen=True)
-class LConRow:
+class LConRow(Record):
     """One block length of the LCoN check (rates in bits per source symbol)."""
 
     k: int
@@ -51,13 +54,9 @@ class LConRow:
     slope: float
     iterations: int
 
-    def as_dict(self) -> dict[str, float | int]:
-        """JSON-ready fields."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class CorollaryRow:
+class CorollaryRow(Record):
     """One block length of the Corollary V.1 check (rates in bits per source symbol)."""
 
     k: int
@@ -65,10 +64,6 @@ class CorollaryRow:
     rate_formula_bits: float
     tv_to_partially_noisy: float
     tv_to_clean: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        """JSON-ready fields."""
-        return asdict(self)
 
 
 def storage_rate(source: FiniteSource, p_n: ArrayLike, k: int) -> float:
@@ -99,11 +94,35 @@ def _check_alphabet(source: FiniteSource, noise: np.ndarray) -> None:
         )
 
 
-def _solve_block(
-    p_zk: np.ndarray, rho: np.ndarray, k: int, level: float, tol: float, max_iter: int
-):
-    d = block_distortion(rho, k)
-    return solve_rate_distortion(p_zk.ravel(), d, level, tol=tol, max_iter=max_iter)
+class _Block(NamedTuple):
+    """One block length of a check: the laws of ``X^k``, of the part kept ``Y^k`` and of ``Z^k``,
+    and the solver's point for ``Z^k`` under the noise's distortion at ``D = H(N)``."""
+
+    k: int
+    clean: np.ndarray
+    kept: np.ndarray
+    p_zk: np.ndarray
+    point: RDPoint
+
+
+def _matched_blocks(
+    source: FiniteSource,
+    noise: np.ndarray,
+    ks: Iterable[int],
+    tol: float,
+    max_iter: int,
+    kept: np.ndarray | None = None,
+) -> Iterator[_Block]:
+    """For each block length: ``Y = X + kept`` (``Y = X`` when ``kept`` is None) and
+    ``Z = Y + noise``, compressed under ``rho_noise`` at ``D = H(noise)`` (the matched code)."""
+    rho, level = noise_distortion(noise), entropy(noise)
+    for k in ks:
+        law = source.block_law(k)
+        y = law if kept is None else add_noise(law, kept)
+        p_zk = add_noise(y, noise)
+        d = block_distortion(rho, k)
+        point = solve_rate_distortion(p_zk.ravel(), d, level, tol=tol, max_iter=max_iter)
+        yield _Block(k, law, y, p_zk, point)
 
 
 def lcon_check(
@@ -125,13 +144,9 @@ def lcon_check(
             "the noise law is singular (its circulant matrix is not invertible): the optimal "
             "reconstruction law is then not unique and the theorem's second part does not apply"
         )
-    rho = noise_distortion(noise)
     h_n = entropy(noise)
     rows = []
-    for k in ks:
-        law = source.block_law(k)
-        p_zk = add_noise(law, noise)
-        point = _solve_block(p_zk, rho, k, h_n, tol, max_iter)
+    for k, law, _, p_zk, point in _matched_blocks(source, noise, ks, tol, max_iter):
         joint_true = joint_block_law(law, noise)
         joint_solver = p_zk.ravel()[:, None] * point.channel
         rows.append(
@@ -179,14 +194,9 @@ def corollary_check(
     _check_alphabet(source, u)
     if not is_nonsingular(w):
         raise LossylearnError("the law of W is singular; the corollary's uniqueness does not apply")
-    rho_w = noise_distortion(w)
     h_w = entropy(w)
     rows = []
-    for k in ks:
-        law = source.block_law(k)
-        partial = add_noise(law, u)
-        p_zk = add_noise(partial, w)
-        point = _solve_block(p_zk, rho_w, k, h_w, tol, max_iter)
+    for k, law, partial, p_zk, point in _matched_blocks(source, w, ks, tol, max_iter, kept=u):
         rows.append(
             CorollaryRow(
                 k=int(k),

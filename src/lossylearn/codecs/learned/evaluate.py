@@ -6,8 +6,14 @@ model's likelihood estimate, so the gap between the two is visible. PSNR is the 
 of ``10 log10(255^2 / MSE)`` (per-image MSE floored at 1e-3).
 
 BD-rate (Bjontegaard): log-rate as a function of PSNR, interpolated with monotone piecewise-cubic
-(PCHIP) curves through each codec's points, averaged over the PSNR range both curves cover;
-``exp(mean difference) - 1`` in percent, negative when the learned codec needs fewer bits.
+(PCHIP) curves through each codec's points, integrated exactly over the PSNR range both curves
+cover; ``exp(mean difference) - 1`` in percent, negative when the learned codec needs fewer bits.
+This is the ``pchip`` method of the ``bjontegaard`` package (the piecewise-cubic variant of later
+VCEG/JVET reporting); ``tests/test_bd_rate.py`` checks the two agree. Bjontegaard's original
+VCEG-M33 fits one cubic polynomial per curve (``method="cubic"`` there) and the package's Akima
+method interpolates differently: on JPEG/WebP curves of MNIST digits they move BD-rate by 0.1 to
+2 percentage points. Before interpolating, dominated points (more bits, no more PSNR) are
+dropped; the package refuses a curve that has one (its PSNRs must rise strictly along the points).
 """
 
 from __future__ import annotations
@@ -98,7 +104,8 @@ def bd_rate(
     """BD-rate of ``test`` against ``anchor`` in percent, and the PSNR range it averages over.
 
     Each curve is a list of (bits per pixel, PSNR dB). ``None`` when a curve has fewer than two
-    useful points or the curves' PSNR ranges overlap by less than 0.1 dB.
+    useful points or the curves' PSNR ranges overlap by less than 0.1 dB (the ``bjontegaard``
+    package only warns below 75% relative overlap and reports a figure anyway).
     """
     ra, pa = _pareto(anchor)
     rt, pt = _pareto(test)
@@ -109,8 +116,7 @@ def bd_rate(
         return None, None
     fa = PchipInterpolator(pa, np.log(ra))
     ft = PchipInterpolator(pt, np.log(rt))
-    grid = np.linspace(lo, hi, 2001)
-    diff = float(np.trapezoid(ft(grid) - fa(grid), grid) / (hi - lo))
+    diff = float((ft.integrate(lo, hi) - fa.integrate(lo, hi)) / (hi - lo))  # exact: cubic pieces
     return 100.0 * (math.exp(diff) - 1.0), (float(lo), float(hi))
 
 

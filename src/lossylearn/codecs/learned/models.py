@@ -15,7 +15,8 @@ the weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from lossylearn.codecs.learned.entropy_bottleneck import EntropyBottleneck
 from lossylearn.codecs.learned.gaussian_conditional import GaussianConditional
 from lossylearn.codecs.learned.gdn import GDN, IGDN
 from lossylearn.errors import CodecError
+from lossylearn.records import Record
 
 __all__ = [
     "ARCHITECTURES",
@@ -44,7 +46,7 @@ ARCHITECTURES = ("factorized", "hyperprior")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Record):
     """Everything needed to build a model; stored in the checkpoint's config.json."""
 
     architecture: str
@@ -79,11 +81,6 @@ class ModelConfig:
         """Total downsampling factor; inputs are padded to a multiple of it."""
         extra = self.hyper_downsamples if self.architecture == "hyperprior" else 0
         return 2 ** (self.downsamples + extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["eb_filters"] = list(self.eb_filters)
-        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -148,28 +145,31 @@ def _up(cin: int, cout: int, k: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2, output_padding=1)
 
 
-def _analysis(cfg: ModelConfig) -> nn.Sequential:
+def _gdn_stack(
+    cfg: ModelConfig,
+    cin: int,
+    cout: int,
+    conv: Callable[[int, int, int], nn.Module],
+    norm: Callable[[int], nn.Module],
+) -> nn.Sequential:
+    """``cfg.downsamples`` stride-2 ``conv`` layers from ``cin`` to ``cout`` channels
+    (``cfg.channels`` between them), each but the last followed by ``norm``."""
     layers: list[nn.Module] = []
-    cin = cfg.in_channels
     for i in range(cfg.downsamples):
         last = i == cfg.downsamples - 1
-        layers.append(_down(cin, cfg.latent_channels if last else cfg.channels, cfg.kernel_size))
+        layers.append(conv(cin, cout if last else cfg.channels, cfg.kernel_size))
         if not last:
-            layers.append(GDN(cfg.channels))
+            layers.append(norm(cfg.channels))
         cin = cfg.channels
     return nn.Sequential(*layers)
+
+
+def _analysis(cfg: ModelConfig) -> nn.Sequential:
+    return _gdn_stack(cfg, cfg.in_channels, cfg.latent_channels, _down, GDN)
 
 
 def _synthesis(cfg: ModelConfig) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    cin = cfg.latent_channels
-    for i in range(cfg.downsamples):
-        last = i == cfg.downsamples - 1
-        layers.append(_up(cin, cfg.in_channels if last else cfg.channels, cfg.kernel_size))
-        if not last:
-            layers.append(IGDN(cfg.channels))
-        cin = cfg.channels
-    return nn.Sequential(*layers)
+    return _gdn_stack(cfg, cfg.latent_channels, cfg.in_channels, _up, IGDN)
 
 
 def _hyper_analysis(cfg: ModelConfig) -> nn.Sequential:
@@ -204,16 +204,33 @@ class ModelOutput:
         return total  # type: ignore[return-value]
 
 
-class FactorizedPrior(nn.Module):
-    """Balle et al. 2017: GDN autoencoder + entropy bottleneck."""
+class _TransformCodec(nn.Module):
+    """What both models share: the GDN analysis and synthesis transforms of ``config`` (built
+    first, so seeded weights do not depend on the model), and an entropy bottleneck whose
+    auxiliary loss fits its quantiles."""
+
+    architecture = ""
+    entropy_bottleneck: EntropyBottleneck
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if config.architecture != "factorized":
-            raise CodecError("FactorizedPrior needs architecture='factorized'")
+        if config.architecture != self.architecture:
+            raise CodecError(f"{type(self).__name__} needs architecture={self.architecture!r}")
         self.config = config
         self.g_a = _analysis(config)
         self.g_s = _synthesis(config)
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.aux_loss()
+
+
+class FactorizedPrior(_TransformCodec):
+    """Balle et al. 2017: GDN autoencoder + entropy bottleneck."""
+
+    architecture = "factorized"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
         self.entropy_bottleneck = EntropyBottleneck(
             config.latent_channels, filters=config.eb_filters, tail_mass=config.tail_mass
         )
@@ -224,20 +241,14 @@ class FactorizedPrior(nn.Module):
         y_hat, lik = self.entropy_bottleneck(y, generator=generator)
         return ModelOutput(crop(self.g_s(y_hat), h, w), {"y": lik})
 
-    def aux_loss(self) -> Tensor:
-        return self.entropy_bottleneck.aux_loss()
 
-
-class ScaleHyperprior(nn.Module):
+class ScaleHyperprior(_TransformCodec):
     """Balle et al. 2018: factorized hyper-latents predict the scales of a Gaussian prior."""
 
+    architecture = "hyperprior"
+
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        if config.architecture != "hyperprior":
-            raise CodecError("ScaleHyperprior needs architecture='hyperprior'")
-        self.config = config
-        self.g_a = _analysis(config)
-        self.g_s = _synthesis(config)
+        super().__init__(config)
         self.h_a = _hyper_analysis(config)
         self.h_s = _hyper_synthesis(config)
         self.entropy_bottleneck = EntropyBottleneck(
@@ -253,9 +264,6 @@ class ScaleHyperprior(nn.Module):
         scales = self.h_s(z_hat)
         y_hat, y_lik = self.gaussian_conditional(y, scales, generator=generator)
         return ModelOutput(crop(self.g_s(y_hat), h, w), {"y": y_lik, "z": z_lik})
-
-    def aux_loss(self) -> Tensor:
-        return self.entropy_bottleneck.aux_loss()
 
 
 def build_codec_model(config: ModelConfig) -> FactorizedPrior | ScaleHyperprior:

@@ -54,8 +54,7 @@ Names load on first use, so importing this package does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lossylearn.studies.common import lazy_exports
 
 _HOME = {
     "LAPLACE_PSNRS": "config", "PAPER_PSNRS": "config", "PROFILES": "config",
@@ -64,9 +63,4 @@ _HOME = {
 }  # fmt: skip
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
+from lossylearn.records import Record
 from lossylearn.studies.lcon.results import SummaryRow
 
 __all__ = ["Claim", "check_claims"]
 
 
 @dataclass(frozen=True)
-class Claim:
+class Claim(Record):
     """One claim of the paper, whether it holds in this study (None: not enough data), and why."""
 
     name: str
     statement: str
     holds: bool | None
     detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 def _index(summary: Sequence[SummaryRow]) -> dict[tuple[float, str, str, float], SummaryRow]:
@@ -32,6 +28,18 @@ def _index(summary: Sequence[SummaryRow]) -> dict[tuple[float, str, str, float],
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _tally(name: str, statement: str, total: int, fails: list[str], what: str) -> Claim:
+    """A claim made of ``total`` comparisons (``what``) that holds when none ``fails`` (None when
+    there was nothing to compare); the evidence counts them and lists the failures."""
+    return Claim(
+        name,
+        statement,
+        None if total == 0 else not fails,
+        f"{total - len(fails)} of {total} {what} hold"
+        + (": fails at " + "; ".join(fails) if fails else ""),
+    )
 
 
 def check_claims(
@@ -67,12 +75,12 @@ def check_claims(
             tag = f"{test}" + (f"@{eps:g}" if eps else "")
             fails.append(f"PSNR {p:g} {tag}: LCoN {_pct(s.mean)} < noisy {_pct(other.mean)}")
     claims.append(
-        Claim(
+        _tally(
             "lcon_beats_noisy",
             "LCoN-train >= noisy-train (baseline 2) on every test set and noise level",
-            None if total == 0 else not fails,
-            f"{total - len(fails)} of {total} comparisons hold"
-            + (": fails at " + "; ".join(fails) if fails else ""),
+            total,
+            fails,
+            "comparisons",
         )
     )
 
@@ -113,12 +121,12 @@ def check_claims(
                 f"PSNR {p:g} eps {eps:g}: LCoN {_pct(s.mean)} < best baseline {_pct(best)}"
             )
     claims.append(
-        Claim(
+        _tally(
             "lcon_more_robust_fgsm",
             "LCoN-train is more accurate under FGSM than both baselines",
-            None if total == 0 else not fails,
-            f"{total - len(fails)} of {total} (PSNR, epsilon) points hold"
-            + (": fails at " + "; ".join(fails) if fails else ""),
+            total,
+            fails,
+            "(PSNR, epsilon) points",
         )
     )
 

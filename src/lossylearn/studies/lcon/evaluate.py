@@ -37,7 +37,8 @@ class TestSets:
 
 
 class Accuracy(NamedTuple):
-    """One model's accuracy on one test set (``epsilon``: the attack's, 0 without one)."""
+    """One model's accuracy on one test set (``epsilon``: the attack's, 0 without one); the
+    fields are the :class:`~lossylearn.studies.lcon.results.ResultRow` columns of the same names."""
 
     test: str
     epsilon: float
@@ -133,10 +134,7 @@ def result_rows(
             metric=store.metric,
             quality=store.quality,
             train=scheme,
-            test=a.test,
-            epsilon=a.epsilon,
-            accuracy=a.accuracy,
-            n_test=a.n_test,
+            **a._asdict(),  # test, epsilon, accuracy, n_test: the row's own columns
             n_train=budget.n_train,
             train_bits=budget.train_bits,
             budget_bits=budget.budget_bits,

@@ -1,16 +1,19 @@
-"""report.html for an LCoN study: one self-contained page (figures inlined, no network access)."""
+"""The sections of an LCoN study's report.html (:func:`report_sections`); the page itself is
+:func:`lossylearn.studies.common.write_report`'s."""
 
 from __future__ import annotations
 
-import base64
-import html
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["accuracy_table", "privacy_section", "write_report"]
+from lossylearn.studies.common import escape as _e
+from lossylearn.studies.common import html_table, img_tag
 
-_CSS = """
+__all__ = ["STYLE", "accuracy_table", "privacy_section", "report_sections"]
+
+#: The page's CSS.
+STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1180px;
 color:#222;line-height:1.45;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -22,34 +25,12 @@ img.wide{max-width:100%;border:1px solid #eee}.muted{color:#666;font-size:.9em}
 """
 
 
-def _e(x: Any) -> str:
-    return html.escape(str(x))
-
-
 def _img(path: Path, cls: str = "", alt: str = "") -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    c = f' class="{cls}"' if cls else ""
-    return f'<img{c} alt="{_e(alt or path.stem)}" src="data:image/png;base64,{data}">'
+    return img_tag(path.read_bytes(), alt=alt or path.stem, cls=cls)
 
 
 def _pct(m: float, s: float, n: int) -> str:
     return f"{100 * m:.1f}" + (f" ± {100 * s:.1f}" if n > 1 else "")
-
-
-def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
-    th = "".join(
-        f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>"
-        for i, h in enumerate(head)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(r)
-        )
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{th}</tr>{body}</table>"
 
 
 def _col(test: str, eps: float) -> str:
@@ -111,7 +92,7 @@ def _codec_training_section(results: dict[str, Any]) -> str:
     n = results["dataset"].get("n_codec_train", 0)
     return (
         "<h2>Learned codecs</h2>"
-        + _table(
+        + html_table(
             [
                 "store",
                 "metric",
@@ -125,6 +106,7 @@ def _codec_training_section(results: dict[str, Any]) -> str:
                 "time",
             ],
             rows,
+            left=1,
         )  # fmt: skip
         + f"<p class='muted'>Each store's codec was trained on the noisy versions of {n} training "
         "images held out from every classifier (the paper's section VI-B does the same); the lambda "
@@ -169,7 +151,7 @@ def privacy_section(stores: list[dict[str, Any]]) -> str:
         ])  # fmt: skip
     head = ["store", "guarantee", "mechanism", "epsilon (if unseeded)" if seeded else "epsilon",
             "delta", "unit protected", "epsilon per whole image"]  # fmt: skip
-    out.append(_table(head, rows, left=3))
+    out.append(html_table(head, rows, left=3))
     out.append("<p>Each manifest's own statement:</p><ul>")
     for s in stores:
         out.append(f"<li><b>{_e(s['name'])}</b>: {_e(s['privacy'].get('statement', ''))}</li>")
@@ -186,14 +168,11 @@ def privacy_section(stores: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) -> Path:
-    """Write the HTML report of a study from its results.json payload and figure files."""
+def report_sections(results: dict[str, Any], figures: dict[str, Path]) -> list[str]:
+    """The HTML sections of a study's report, from its results.json payload and figure files."""
     cfg = results["config"]
     ds = results["dataset"]
     parts: list[str] = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>LCoN study report</title>",
-        f"<style>{_CSS}</style></head><body>",
         "<h1>LCoN study: private, compressed training data vs clean and noisy data</h1>",
         f"<p class='muted'>Reproduces {_section(cfg)} of Isik &amp; Weissman on "
         f"<b>{_e(ds['name'])}</b> ({_e(ds['source'])}). Profile <b>{_e(cfg['profile'])}</b>; "
@@ -218,7 +197,7 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
             else "<span class='na'>n/a</span>"
         )
         claim_rows.append([_e(c["statement"]), mark, _e(c["detail"])])
-    parts.append(_table(["claim", "here", "evidence (means over seeds)"], claim_rows, left=3))
+    parts.append(html_table(["claim", "here", "evidence (means over seeds)"], claim_rows, left=3))
 
     parts.append("<h2>Figures</h2><div class='figs'>")
     for name in sorted(figures):
@@ -248,10 +227,10 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
             " / ".join(f"{sch[k]['train_bits'] / 8e3:.1f}" for k in ("clean", "noisy", "lcon")),
             f"{100 * max(v['relative_gap'] for v in sch.values()):.2f}%",
         ])  # fmt: skip
-    parts.append(_table(
+    parts.append(html_table(
         ["PSNR (dB)", "LCoN bpp", "quality", f"target {cfg['noise'] == 'gaussian' and 'MSE' or 'MAE'}",
          "reached", "target met", "clean PNG bpp", "noisy PNG bpp", "n_train clean/noisy/LCoN",
-         "kB clean/noisy/LCoN", "max gap to budget"], srows))  # fmt: skip
+         "kB clean/noisy/LCoN", "max gap to budget"], srows, left=1))  # fmt: skip
     parts.append(
         "<p class='muted'>Bits per pixel count every stored byte (coded payloads plus headers shared by the "
         "whole set, e.g. JPEG tables) over all pixel positions. Clean and noisy training sets are counted at "
@@ -269,14 +248,14 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
 
     parts.append("<h2>Accuracy (%), noise-level sweep (Fig. 2)</h2>")
     head, rows = accuracy_table(results["summary"], "noise")
-    parts.append(_table(head, rows, left=2))
+    parts.append(html_table(head, rows, left=2))
     if any(s["sweep"] == "distortion" for s in results["summary"]):
         parts.append(
             f"<h2>Accuracy (%), distortion sweep at fixed noise (Fig. 3; matched distortion "
             f"{results['sweep_matched_distortion']:g})</h2>"
         )
         head, rows = accuracy_table(results["summary"], "distortion")
-        parts.append(_table(head, rows, left=2))
+        parts.append(html_table(head, rows, left=2))
 
     parts.append("<h2>Sample images (test set)</h2>")
     for name in ("samples_noise", "samples_distortion"):
@@ -288,7 +267,7 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
     t = results["timing"]
     parts.append("<h2>Versions and cost</h2>")
     parts.append(
-        _table(
+        html_table(
             ["component", "version"],
             [[_e(k), _e(v)] for k, v in results["versions"].items()],
             left=2,
@@ -301,6 +280,4 @@ def write_report(path: Path, results: dict[str, Any], figures: dict[str, Path]) 
     parts.append(
         "<p class='muted'>All numbers are in results.json and results.csv next to this page.</p>"
     )
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    return parts

@@ -1,15 +1,15 @@
-"""Rows of an LCoN study, their mean/spread over seeds, and the JSON/CSV files they are written to."""
+"""Rows of an LCoN study, their mean/spread over seeds, and the CSV file they are written to."""
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+
+from lossylearn.records import Record
 
 __all__ = [
     "SCHEMES",
@@ -18,7 +18,6 @@ __all__ = [
     "SummaryRow",
     "summarize",
     "write_csv",
-    "write_json",
 ]
 
 #: Training schemes of the paper: baseline 1 (clean), baseline 2 (noisy), LCoN.
@@ -28,7 +27,7 @@ TEST_SETS: tuple[str, ...] = ("clean", "noisy", "lcon", "fgsm", "lcon-fgsm", "pg
 
 
 @dataclass(frozen=True)
-class ResultRow:
+class ResultRow(Record):
     """Accuracy of one trained model on one test set.
 
     ``sweep`` is ``noise`` (Fig. 2: one LCoN set per noise level, matched distortion) or
@@ -59,13 +58,9 @@ class ResultRow:
     epochs: int
     train_seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class SummaryRow:
+class SummaryRow(Record):
     """Mean and sample standard deviation of accuracy over seeds for one study point."""
 
     sweep: str
@@ -80,10 +75,6 @@ class SummaryRow:
     n_seeds: int
     n_train: int
     train_bits: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 def _key(r: ResultRow) -> tuple[str, float, float, str, str, float]:
@@ -144,13 +135,4 @@ def write_csv(path: str | Path, rows: Sequence[ResultRow]) -> Path:
         w.writeheader()
         for r in rows:
             w.writerow(r.to_dict())
-    return p
-
-
-def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as indented JSON (atomically: temp file then rename)."""
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
-    tmp.replace(p)
     return p

@@ -6,6 +6,10 @@
    ``test_sets``; for Fig. 2 ``calibrate_storage`` gives each scheme its equal-storage share;
    for every scheme and seed ``train_model``, ``evaluate`` and ``result_rows``;
 3. ``summarize``, ``check_claims``, then results.json, results.csv, figures/ and report.html.
+
+Each (store, scheme, seed) model is one point of a sweep (:mod:`lossylearn.studies.ray_sweep`):
+trained and tested here at once (``engine="local"``), or as a Ray task (``engine="ray"``) whose
+rows are collected in the same order once every point is submitted.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rich.console import Console
 from lossylearn.errors import LossylearnError
 from lossylearn.privacy.mechanisms import NoiseSpec
 from lossylearn.privacy.streams import Stream
+from lossylearn.studies.common import write_json
 from lossylearn.studies.lcon.budget import (
     CodedSizes,
     SchemeBudget,
@@ -50,7 +55,6 @@ from lossylearn.studies.lcon.results import (
     SummaryRow,
     summarize,
     write_csv,
-    write_json,
 )
 from lossylearn.studies.lcon.stores import (
     StoreInfo,
@@ -58,6 +62,15 @@ from lossylearn.studies.lcon.stores import (
     matched_codec,
     noisy_copies,
     training_set,
+)
+from lossylearn.studies.ray_sweep import (
+    LocalSweep,
+    Pending,
+    RaySweep,
+    collect_all,
+    failure_message,
+    open_sweep,
+    write_sweep_log,
 )
 
 __all__ = ["PARTIAL", "RESULTS_FORMAT", "StudyResult", "run_lcon_study"]
@@ -88,7 +101,9 @@ class _Log:
     """What the stages have produced so far (the orchestrator's only state)."""
 
     console: Console
-    rows: list[ResultRow] = field(default_factory=list)
+    parts: list[Pending] = field(default_factory=list)
+    """Rows in study order, one part per model (or reused rows); see :attr:`rows`."""
+    sweep: LocalSweep | RaySweep = field(default_factory=LocalSweep)
     stores: list[dict[str, Any]] = field(default_factory=list)
     calibration: list[dict[str, Any]] = field(default_factory=list)
     codec_records: list[dict[str, Any]] = field(default_factory=list)
@@ -97,6 +112,11 @@ class _Log:
         default_factory=lambda: dict.fromkeys(("compress", "train", "evaluate", "calibrate"), 0.0)
     )
     n_models: int = 0
+
+    @property
+    def rows(self) -> list[ResultRow]:
+        """The rows collected so far, in study order."""
+        return [r for part in self.parts if part.value is not None for r in part.value]
 
     def timed(self, key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)``, its seconds added to ``timing[key]``."""
@@ -151,17 +171,21 @@ def prepare_out(out: Path, config: StudyConfig, overwrite: bool) -> None:
             for name in ("stores", "codecs", "figures"):
                 shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(marker, config.identity())
+    write_json(marker, config.identity(), indent=1)
 
 
-def _checkpoint(out: Path, config: StudyConfig, log: _Log) -> None:
+def _checkpoint(
+    out: Path, config: StudyConfig, log: _Log, failures: list[Any] | None = None
+) -> None:
     """Write the rows so far to ``results.partial.json`` (a long run can be inspected early)."""
     write_json(
         out / PARTIAL,
         {"format": RESULTS_FORMAT, "complete": False, "config": config.to_dict(),
          "stores": log.stores, "calibration": log.calibration,
          "timing": {k: round(v, 2) for k, v in log.timing.items()},
-         "rows": [r.to_dict() for r in log.rows]},
+         "rows": [r.to_dict() for r in log.rows],
+         **({"failed": [f.to_dict() for f in failures]} if failures else {})},
+        indent=1,
     )  # fmt: skip
 
 
@@ -190,26 +214,48 @@ def _store(
     return store
 
 
+def _fit_and_test(
+    x: np.ndarray, y: np.ndarray, seed: int, label: str, tests: TestSets, full: bool,
+    data: StudyData, config: StudyConfig,
+) -> tuple[list[Any], float, float, float]:  # fmt: skip
+    """One sweep point, here or in a Ray worker: the model's accuracies, its training loop's
+    seconds, and the seconds of training and of testing."""
+    t = time.perf_counter()
+    res = train_model(x, y, seed=seed, label=label, data=data, config=config)
+    trained = time.perf_counter()
+    accs = evaluate(res.model, tests, config, seed=seed, full=full)
+    return accs, res.seconds, trained - t, time.perf_counter() - trained
+
+
 def _train_scheme(
     store: StoreInfo, scheme: str, x: np.ndarray, y: np.ndarray, budget: SchemeBudget,
     tests: TestSets, *, full: bool, data: StudyData, config: StudyConfig, log: _Log,
-) -> list[ResultRow]:  # fmt: skip
-    """One model per seed on ``(x, y)``, each tested on ``tests``: their rows."""
-    rows: list[ResultRow] = []
+) -> list[Pending]:  # fmt: skip
+    """One model per seed on ``(x, y)``, each tested on ``tests``: their rows, as parts."""
+    parts: list[Pending] = []
     p = store.point
+    shipped = replace(config, progress=False) if log.sweep.deferred else config
     for seed in config.seeds:
         label = f"{p.sweep} psnr {p.psnr:g} target {store.target:g} {scheme} seed {seed}"
-        res = log.timed(
-            "train", train_model, x, y, seed=seed, label=label, data=data, config=config
+        point = log.sweep.submit(
+            label, _fit_and_test, x, y, seed, label, tests, full, data, shipped
         )
-        accs = log.timed("evaluate", evaluate, res.model, tests, config, seed=seed, full=full)
-        log.n_models += 1
-        rows += result_rows(store, scheme, budget, accs, seed=seed, train_seconds=res.seconds,
-                            data=data, config=config)  # fmt: skip
-        brief = ", ".join(f"{a.test}{'@' + format(a.epsilon, 'g') if a.epsilon else ''} "
-                          f"{a.accuracy:.3f}" for a in accs[:4])  # fmt: skip
-        log.say(config, f"[{log.n_models}] {label}: n_train {budget.n_train}, {brief}")
-    return rows
+
+        def finish(point: Any = point, seed: int = seed, label: str = label) -> list[ResultRow]:
+            accs, seconds, t_train, t_eval = point.get()
+            log.timing["train"] += t_train
+            log.timing["evaluate"] += t_eval
+            log.n_models += 1
+            brief = ", ".join(f"{a.test}{'@' + format(a.epsilon, 'g') if a.epsilon else ''} "
+                              f"{a.accuracy:.3f}" for a in accs[:4])  # fmt: skip
+            log.say(config, f"[{log.n_models}] {label}: n_train {budget.n_train}, {brief}")
+            return result_rows(store, scheme, budget, accs, seed=seed, train_seconds=seconds,
+                               data=data, config=config)  # fmt: skip
+
+        parts.append(Pending(finish))
+        if not log.sweep.deferred:
+            parts[-1].collect()
+    return parts
 
 
 def _noise_point(
@@ -237,12 +283,12 @@ def _noise_point(
     for scheme in SCHEMES:
         b = budgets[scheme]
         x, y = sets[scheme]
-        log.rows += _train_scheme(store, scheme, x[: b.n_train], y[: b.n_train], b, tests,
-                                  full=True, data=data, config=config, log=log)  # fmt: skip
+        log.parts += _train_scheme(store, scheme, x[: b.n_train], y[: b.n_train], b, tests,
+                                   full=True, data=data, config=config, log=log)  # fmt: skip
 
 
 def _sweep_point(
-    store: StoreInfo, spec: NoiseSpec, trained: dict[tuple[int, str], list[ResultRow]],
+    store: StoreInfo, spec: NoiseSpec, trained: dict[tuple[int, str], list[Pending]],
     data: StudyData, config: StudyConfig, log: _Log,
 ) -> None:  # fmt: skip
     """Fig. 3 at one target: LCoN training on the whole store (no calibration)."""
@@ -253,11 +299,14 @@ def _sweep_point(
     if key in trained:
         # Same noise seed and same codec quality: the store holds the very same bytes as an
         # earlier target's (the codec could not go further), so its models are the same too.
-        log.rows += [
+        same = trained[key]
+        log.parts.append(Pending(lambda: [
             replace(r, target_distortion=store.target, achieved_distortion=store.achieved,
                     target_reached=store.reached, bits_per_pixel=store.bpp)
-            for r in trained[key]
-        ]  # fmt: skip
+            for part in same for r in part.collect()
+        ]))  # fmt: skip
+        if not log.sweep.deferred:
+            log.parts[-1].collect()
         log.say(config, f"target {store.target:g}: same codec quality {store.quality} as an "
                 "earlier target; results reused")  # fmt: skip
         return
@@ -265,7 +314,7 @@ def _sweep_point(
     budget = calibrate_storage({"lcon": sizes}, enabled=False)["lcon"]
     trained[key] = _train_scheme(store, "lcon", x, y, budget, tests, full=False, data=data,
                                  config=config, log=log)  # fmt: skip
-    log.rows += trained[key]
+    log.parts += trained[key]
 
 
 def _write_outputs(
@@ -273,8 +322,9 @@ def _write_outputs(
     command: str | None, started: float,
 ) -> StudyResult:  # fmt: skip
     from lossylearn.learn import build_model, count_parameters
+    from lossylearn.studies.common import write_report
     from lossylearn.studies.lcon.figures import write_figures
-    from lossylearn.studies.lcon.report import write_report
+    from lossylearn.studies.lcon.report import STYLE, report_sections
 
     summary = summarize(log.rows)
     unreached = {s["psnr"]: s["message"] for s in log.stores
@@ -297,10 +347,15 @@ def _write_outputs(
                    "models_trained": log.n_models},
         "rows": [r.to_dict() for r in log.rows], "summary": [s.to_dict() for s in summary],
     }  # fmt: skip
-    write_json(out / "results.json", payload)
+    write_json(out / "results.json", payload, indent=1)
     write_csv(out / "results.csv", log.rows)
     figures = write_figures(out / "figures", summary, log.samples, config=config, matched=matched)
-    report = write_report(out / "report.html", payload, figures)
+    report = write_report(
+        out / "report.html",
+        title="LCoN study report",
+        style=STYLE,
+        sections=report_sections(payload, figures),
+    )
     (out / PARTIAL).unlink(missing_ok=True)
     files = {"results.json": "results.json", "results.csv": "results.csv",
              "report.html": str(report.relative_to(out))}  # fmt: skip
@@ -318,10 +373,14 @@ def run_lcon_study(
     command: str | None = None,
     overwrite: bool = False,
     console: Console | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> StudyResult:
     """Run the study described by ``config`` and write results.json, results.csv, figures and
     report.html into ``out``. Stores already in ``out`` from a run with the same settings are reused;
-    ``overwrite`` replaces a study with different settings.
+    ``overwrite`` replaces a study with different settings. ``engine="ray"`` trains and tests the
+    models as Ray tasks (joining ``ray_address``, or a local Ray); a model that fails every
+    attempt is reported in ``results.partial.json`` and ``sweep.json``, and stops the study.
     """
     from lossylearn.learn import resolve_device, torch_threads
 
@@ -331,8 +390,10 @@ def run_lcon_study(
     prepare_out(out, config, overwrite)
     resolve_device(config.device)
     matched: float | None = None  # the Fig. 3 sweep's matched distortion, from its matched store
-    trained: dict[tuple[int, str], list[ResultRow]] = {}
-    with torch_threads(config.threads):
+    trained: dict[tuple[int, str], list[Pending]] = {}
+    sweep = open_sweep(engine, address=ray_address, threads=config.threads or 1)
+    with torch_threads(config.threads), sweep:
+        log.sweep = sweep
         data = load_data(config)
         clean_sizes = log.timed("calibrate", png_sizes, data.train_x)
         log.samples["clean"] = data.test_x[:N_SAMPLES]
@@ -351,4 +412,9 @@ def run_lcon_study(
                 if point.train:
                     _sweep_point(store, spec, trained, data, config, log)
             _checkpoint(out, config, log)
+        failures = collect_all(log.parts)  # the Ray tasks' rows, in study order
+        write_sweep_log(out, sweep, failures, say=lambda m: log.say(config, m))
+    if failures:
+        _checkpoint(out, config, log, failures)
+        raise LossylearnError(failure_message("lcon", failures, str(out / PARTIAL)))
     return _write_outputs(out, config, data, log, matched, command, started)

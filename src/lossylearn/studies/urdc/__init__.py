@@ -14,8 +14,7 @@ Modules: :mod:`.models` (encoder, decoders, critic; the classifier is :class:`lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lossylearn.studies.common import lazy_exports
 
 # Names load on first use, so importing the CLI (``lossylearn --help``) does not import torch.
 _HOME = {
@@ -27,9 +26,4 @@ _HOME = {
 }  # fmt: skip
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)

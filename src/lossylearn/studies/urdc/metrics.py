@@ -8,7 +8,7 @@ training images against their reconstructions, and the reported estimate is its 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from lossylearn.errors import LossylearnError
 from lossylearn.learn.devices import seeded
+from lossylearn.records import Record
 from lossylearn.studies.urdc.models import Critic, Encoder
 from lossylearn.studies.urdc.quantizer import (
     BitstreamHeader,
@@ -40,7 +41,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class CodecMetrics:
+class CodecMetrics(Record):
     """Test-set metrics of one decoder (MSE per pixel on [0, 1], CE in nats, rates in bits/image)."""
 
     mse: float
@@ -50,10 +51,6 @@ class CodecMetrics:
     rate_bits: float
     entropy_bits: float
     stored_bits_per_image: float
-
-    def to_dict(self) -> dict[str, float]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 def transmit(

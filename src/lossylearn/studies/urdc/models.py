@@ -10,13 +10,14 @@ model's shape is never inferred from weight names. The frozen classifier is the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from lossylearn.errors import LossylearnError
 from lossylearn.learn.models import ModelConfig
+from lossylearn.records import Record
 
 __all__ = [
     "CLASSIFIER",
@@ -37,7 +38,7 @@ CLASSIFIER = ModelConfig("lenet", in_channels=1, image_size=(28, 28), num_classe
 
 
 @dataclass(frozen=True)
-class NetConfig:
+class NetConfig(Record):
     """Shapes of one encoder/decoder pair: latent size ``d``, levels ``L``, decoder kind and widths."""
 
     latent_dim: int = 3
@@ -57,12 +58,6 @@ class NetConfig:
             )
         if self.encoder_width < 1 or any(h < 1 for h in self.mlp_decoder_hidden):
             raise LossylearnError("network widths must be positive")
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        d = asdict(self)
-        d["mlp_decoder_hidden"] = list(self.mlp_decoder_hidden)
-        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from lossylearn.errors import LossylearnError
+from lossylearn.records import Record
 from lossylearn.studies.urdc.models import DECODER_KINDS
 from lossylearn.studies.urdc.train import Objective
 
@@ -22,7 +23,7 @@ Rate = tuple[int, int]
 
 
 @dataclass(frozen=True)
-class StudyProfile:
+class StudyProfile(Record):
     """Grids and budgets of one study run."""
 
     name: str
@@ -75,10 +76,6 @@ class StudyProfile:
         if self.limit is not None and self.limit < 20:
             raise LossylearnError(f"limit must be at least 20 images, got {self.limit}")
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return asdict(self)
-
     def epochs_of(self, kind: str, objectives: tuple[Objective, ...]) -> int:
         """Training epochs of one model: a model with a W1 term gets ``perception_epochs``, a
         universal decoder (frozen, cached latents) ``decoder_epochs``, when set; else ``epochs``."""
@@ -89,25 +86,27 @@ class StudyProfile:
         return self.epochs
 
 
+_QUICK = StudyProfile(
+    name="quick",
+    rates=((3, 3),),
+    rdc_lambdas=(0.0, 0.015),
+    rdp_rates=((3, 3),),
+    rdp_lambdas=(0.0, 0.015),
+    universal_rate=(3, 3),
+    universal_rdc_encoder=0.015,
+    universal_rdc_lambdas=(0.0, 0.015),
+    universal_rdp_encoder=0.015,
+    universal_rdp_lambdas=(0.0, 0.015),
+    shared_objectives=((0.0, 0.0), (0.015, 0.0)),
+    epochs=4,
+    classifier_epochs=3,
+    w1_steps=100,
+    decoder="mlp",
+    limit=2000,
+)
+
 PROFILES: dict[str, StudyProfile] = {
-    "quick": StudyProfile(
-        name="quick",
-        rates=((3, 3),),
-        rdc_lambdas=(0.0, 0.015),
-        rdp_rates=((3, 3),),
-        rdp_lambdas=(0.0, 0.015),
-        universal_rate=(3, 3),
-        universal_rdc_encoder=0.015,
-        universal_rdc_lambdas=(0.0, 0.015),
-        universal_rdp_encoder=0.015,
-        universal_rdp_lambdas=(0.0, 0.015),
-        shared_objectives=((0.0, 0.0), (0.015, 0.0)),
-        epochs=4,
-        classifier_epochs=3,
-        w1_steps=100,
-        decoder="mlp",
-        limit=2000,
-    ),
+    "quick": _QUICK,
     # The grid measured in the README (section "Studies"): 4.755 bits with the anchor's lambda_c
     # points (0, 0.0066, 0.015, plus 0.0025) and the RDP endpoints, its universal and shared-encoder
     # decoders; 6 and 8 bits at the grids' endpoints only. Training on 5k digits: the encoder sees
@@ -118,22 +117,17 @@ PROFILES: dict[str, StudyProfile] = {
     # latents) train 20 epochs; models with a W1 term 20 epochs (a WGAN-GP step costs ~8x an MSE
     # step on a CPU). The MLP decoder matches the anchor's transposed-convolution decoder on MSE at
     # a tenth of the step time (benchmarks/urdc_speed.py); --decoder conv gives the anchor's.
-    "paper": StudyProfile(
+    # The anchor's lambda_p endpoints, universal encoders and shared heads are the quick profile's.
+    "paper": replace(
+        _QUICK,
         name="paper",
         rates=((3, 3), (3, 4), (4, 4)),
         rdc_lambdas=(0.0, 0.0025, 0.0066, 0.015),
         rdp_rates=((3, 3), (3, 4), (4, 4)),
-        rdp_lambdas=(0.0, 0.015),
-        universal_rate=(3, 3),
-        universal_rdc_encoder=0.015,
         universal_rdc_lambdas=(0.0, 0.0025, 0.0066, 0.015),
-        universal_rdp_encoder=0.015,
-        universal_rdp_lambdas=(0.0, 0.015),
-        shared_objectives=((0.0, 0.0), (0.015, 0.0)),
         epochs=40,
         classifier_epochs=10,
         w1_steps=200,
-        decoder="mlp",
         limit=None,
         endpoint_rates=((3, 4), (4, 4)),
         decoder_epochs=20,

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lossylearn.studies.common import escape, html_table, img_tag, write_report
 from lossylearn.studies.urdc.results import ResultRow, StudyResult
 
 __all__ = [
@@ -26,8 +25,10 @@ __all__ = [
     "ANCHOR_RDC",
     "ANCHOR_RDP",
     "anchor_comparison",
+    "STYLE",
     "plot_figures",
-    "write_report",
+    "report_sections",
+    "write_figures_and_report",
 ]
 
 #: Published anchor numbers at 4.755 bits (REFERENCE.md, from the uRDP/RDC result CSVs;
@@ -116,6 +117,13 @@ def anchor_comparison(rows: list[ResultRow]) -> list[list[object]]:
         )
     return out
 
+
+#: The page's CSS.
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+    "margin:1em 0;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+    "th{background:#eee}img{max-width:100%}"
+)
 
 _COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 
@@ -234,43 +242,43 @@ def _strip_png(images: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _b64(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def _fmt(v: object) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
-    return html.escape(str(v))
+    return escape(v)
 
 
 def _table(header: list[str], body: list[list[object]]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    trs = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in body)
-    return f"<table><tr>{th}</tr>{trs}</table>"
+    return html_table(header, [[_fmt(c) for c in row] for row in body])
 
 
-def write_report(result: StudyResult, out: Path) -> Path:
+def write_figures_and_report(result: StudyResult, out: Path) -> Path:
     """Write the figures (PNG files) and ``report.html`` into ``out``; returns the page's path."""
     out = Path(out)
     figures = plot_figures(result)
     for name, png in figures.items():
         (out / name).write_bytes(png)
+    return write_report(
+        out / "report.html",
+        title="lossylearn urdc study",
+        style=STYLE,
+        sections=report_sections(result, figures),
+    )
+
+
+def report_sections(result: StudyResult, figures: dict[str, bytes]) -> list[str]:
+    """The HTML sections of the report: tables, the anchor beside ours, figures and samples."""
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>lossylearn urdc study</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
-        "margin:1em 0;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
-        "th{background:#eee}img{max-width:100%}</style></head><body>",
-        f"<h1>Universal rate-distortion-classification/perception study (profile {html.escape(result.profile.name)})</h1>",
-        f"<p>Data: {html.escape(str(result.meta.get('data')))}<br>Classifier on the test split: "
+        f"<h1>Universal rate-distortion-classification/perception study (profile {escape(result.profile.name)})</h1>",
+        f"<p>Data: {escape(result.meta.get('data'))}<br>Classifier on the test split: "
         f"accuracy {_fmt(result.classifier.get('test_accuracy'))}, CE {_fmt(result.classifier.get('test_ce'))} nats."
-        f"<br>Bitstream: {html.escape(str(result.meta.get('bitstream')))}; dither seed {_fmt(result.meta.get('dither_seed'))}."
-        f"<br>Training: {html.escape(str(result.meta.get('augmentation', 'none')))}; per-model "
+        f"<br>Bitstream: {escape(result.meta.get('bitstream'))}; dither seed {_fmt(result.meta.get('dither_seed'))}."
+        f"<br>Training: {escape(result.meta.get('augmentation', 'none'))}; per-model "
         f"epochs in profile (encoders {result.profile.epochs}, universal decoders "
         f"{_fmt(result.profile.decoder_epochs)}, W1-trained {_fmt(result.profile.perception_epochs)})."
-        f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {html.escape(str(result.meta.get('device')))}.</p>",
+        f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {escape(result.meta.get('device'))}.</p>",
         "<h2>Results (test split)</h2>",
         _table(
             [
@@ -354,19 +362,12 @@ def write_report(result: StudyResult, out: Path) -> Path:
         _table(["model", "lambda", "MSE", "other"], [list(r) for r in ANCHOR_RDC + ANCHOR_RDP]),
         "<h2>Figures</h2>",
     ]
-    parts += [
-        f"<p><b>{html.escape(n)}</b><br><img src='{_b64(png)}'></p>" for n, png in figures.items()
-    ]
+    parts += [f"<p><b>{escape(n)}</b><br>{img_tag(png, alt=n)}</p>" for n, png in figures.items()]
     parts.append("<h2>Sample test reconstructions (one digit of each class)</h2><table>")
-    if result.originals is not None:
+    strips = {"original": result.originals} if result.originals is not None else {}
+    for name, images in {**strips, **result.samples}.items():
         parts.append(
-            f"<tr><td>original</td><td><img src='{_b64(_strip_png(result.originals))}'></td></tr>"
+            f"<tr><td>{escape(name)}</td><td>{img_tag(_strip_png(images), alt=name)}</td></tr>"
         )
-    for model_id, samples in result.samples.items():
-        parts.append(
-            f"<tr><td>{html.escape(model_id)}</td><td><img src='{_b64(_strip_png(samples))}'></td></tr>"
-        )
-    parts.append("</table></body></html>")
-    page = out / "report.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
-    return page
+    parts.append("</table>")
+    return parts

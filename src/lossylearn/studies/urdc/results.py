@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from lossylearn.records import Record
 from lossylearn.studies.urdc.profiles import StudyProfile
 
 __all__ = ["Penalty", "ResultRow", "StudyResult", "compute_penalties"]
 
 
 @dataclass(frozen=True)
-class ResultRow:
+class ResultRow(Record):
     """One decoder on one curve, measured on the test split."""
 
     mode: str  # "end-to-end" | "universal"
@@ -32,13 +33,9 @@ class ResultRow:
     model: str
     decoder: str
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Penalty:
+class Penalty(Record):
     """Distortion penalty of the universal decoders on one frozen encoder, against end to end.
 
     ``endpoint``: the lowest MSE any universal decoder reaches vs the end-to-end MSE-only model
@@ -53,10 +50,6 @@ class Penalty:
     endpoint: float
     max_gap: float | None
     max_gap_at: float | None
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass

@@ -6,12 +6,12 @@ encoders, and the shared multi-objective encoder with its own universal decoders
 decoder on the test split through the real bitstream and writes ``results.json`` after each model,
 so an interrupted run leaves valid partial results. Profiles live in :mod:`.profiles`, rows and
 penalties in :mod:`.results`, figures and ``report.html`` in :mod:`.report`.
+With ``engine="ray"`` Ray tasks train the models first (:mod:`.ray_points`), then they are reloaded.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -33,7 +33,9 @@ from lossylearn.learn import (
     torch_threads,
     train_classifier,
 )
-from lossylearn.learn.progress import BarFactory
+from lossylearn.progress import BarFactory
+from lossylearn.studies.common import write_json
+from lossylearn.studies.ray_sweep import Failure, failure_message, open_sweep, write_sweep_log
 from lossylearn.studies.urdc.metrics import (
     classifier_scores,
     codec_metrics,
@@ -69,17 +71,11 @@ __all__ = [
 ]
 
 
-def _write_json_atomic(path: Path, doc: dict[str, object]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False))
-    os.replace(tmp, path)
-
-
 def _save(directory: Path, modules: dict[str, nn.Module], config: dict[str, object]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, module in modules.items():
         torch.save(module.state_dict(), directory / f"{name}.pt")
-    _write_json_atomic(directory / "config.json", config)
+    write_json(directory / "config.json", config, indent=2)
 
 
 def _try_load(directory: Path, modules: dict[str, nn.Module], config: dict[str, object]) -> bool:
@@ -173,13 +169,13 @@ class _StudyRun:
     def flush(self) -> None:
         """Write results.json (atomically) with everything measured so far."""
         self.result.meta["elapsed_s"] = round(time.perf_counter() - self.started, 1)
-        _write_json_atomic(self.out / "results.json", self.result.to_json())
+        write_json(self.out / "results.json", self.result.to_json(), indent=2)
 
     def model_seed(self, model_id: str) -> int:
         """Seed of one model: a function of the study seed and the model's id, not its position."""
         return self.seed + zlib.crc32(model_id.encode()) % 1_000_000
 
-    def train_classifier(self, bar: BarFactory) -> None:
+    def classifier_stage(self, bar: BarFactory) -> None:
         """Train (or reload) the frozen classifier and record its test scores."""
         prof = self.profile
         tcfg = ClassifierTrainConfig(
@@ -261,7 +257,7 @@ class _StudyRun:
         samples = (picked.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "samples.npy", samples)
-        _write_json_atomic(cached, {"eval": eval_cfg, "metrics": metrics})
+        write_json(cached, {"eval": eval_cfg, "metrics": metrics}, indent=2)
         self.samples[spec.model_id] = samples
         return metrics
 
@@ -388,11 +384,16 @@ def run_study(
     progress: bool = True,
     write_report: bool = True,
     log: Callable[[str], None] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> StudyResult:
     """Run the study of ``profile`` into ``out`` (results.json, figures, report.html, models/).
 
     Models already in ``out/models`` with an identical configuration are reloaded, not retrained;
-    results.json is rewritten after every model.
+    results.json is rewritten after every model. ``engine="ray"`` trains the models as Ray tasks
+    (joining ``ray_address``, or a local Ray; ``out`` on a filesystem every node shares); a model
+    that fails every attempt is listed in results.json's ``meta.failed`` and ``sweep.json``, the
+    others are kept, and the run stops with an error naming it.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -400,21 +401,36 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     # the thread count applies to this run only (restored afterwards)
-    with torch_threads(threads if dev.type == "cpu" else None):
+    sweep = open_sweep(engine, address=ray_address, threads=threads or 1)
+    failures: list[Failure] = []
+    with torch_threads(threads if dev.type == "cpu" else None), sweep:
         run = _StudyRun(profile, out, data_dir, seed, dev, threads, log or (lambda s: None))
         ur = profile.universal_rate
         with progress_bars(progress) as bar:
-            run.train_classifier(bar)
+            run.classifier_stage(bar)
             run.flush()
-            for spec in plan_models(profile):
+            specs = plan_models(profile)
+            if sweep.deferred:
+                from lossylearn.studies.urdc.ray_points import train_points
+
+                failures = train_points(sweep, specs, profile, out, data_dir, seed, device, threads)
+                write_sweep_log(out, sweep, failures, say=run.say)
+            failed = {f.key for f in failures}
+            for spec in specs:
+                if spec.model_id in failed or spec.encoder_id in failed:
+                    continue
                 run.run_model(spec, bar)
                 run.result.penalties = compute_penalties(
                     run.result.rows, ur[0] * float(np.log2(ur[1]))
                 )
                 run.flush()
+    if failures:
+        run.result.meta["failed"] = [f.to_dict() for f in failures]
+        run.flush()
+        raise LossylearnError(failure_message("urdc", failures, str(out / "results.json")))
     if write_report:
-        from lossylearn.studies.urdc.report import write_report as _write_report
+        from lossylearn.studies.urdc.report import write_figures_and_report
 
-        _write_report(run.result, out)
+        write_figures_and_report(run.result, out)
     run.flush()
     return run.result
