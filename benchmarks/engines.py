@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
 
+    load_before = os.getloadavg()[0]  # other work on the machine skews the 2-worker figures
     x, y = load_dataset("mnist").split("train")
     reps = -(-args.n // len(x))
     images = np.ascontiguousarray(np.concatenate([x] * reps)[: args.n])
@@ -98,6 +99,7 @@ def main() -> None:
         "images": args.n, "image_shape": list(images.shape[1:]), "codec": "jpeg (matched, PSNR 20)",
         "chunk_size": args.chunk_size, "chunks": -(-args.n // args.chunk_size),
         "repeats": args.repeats, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "results": results, "same_shards": all(d == digests[0] for d in digests),
     }, indent=2))  # fmt: skip
 

@@ -22,6 +22,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from lossylearn.errors import StoreError
 from lossylearn.store.layout import MANIFEST, parse_json_bytes, relative_parts
 from lossylearn.store.manifest import Manifest, read_manifest
@@ -164,16 +166,22 @@ class StoreLocation:
             raise StoreError(f"{self}: {what} is {got} bytes, more than {limit} allowed")
 
     def read(
-        self, rel: str, what: str, *, size: int | None = None, limit: int | None = None
-    ) -> bytes:
+        self, rel: str, what: str, *, size: int | None = None, limit: int | None = None,
+        arrow: bool = False,
+    ) -> Any:  # fmt: skip
         """The bytes of the regular file at ``rel``, refused unless it has exactly ``size`` bytes
-        (when given) and at most ``limit``."""
+        (when given) and at most ``limit``: ``bytes``, or with ``arrow`` a ``pyarrow.Buffer`` (a
+        local file is then read straight into Arrow's memory pool, which gives memory back)."""
         self._check_size(rel, what, size, limit)
         full = self.path(rel, what)
         cap = size if size is not None else limit
         try:
             if self.local is None:
                 data = self.fs.cat_file(full, start=0, end=None if cap is None else cap + 1)
+                data = pa.py_buffer(data) if arrow else data
+            elif arrow:
+                with pa.OSFile(full) as fh:
+                    data = fh.read_buffer(None if cap is None else cap + 1)
             else:
                 with open(full, "rb") as fh:
                     data = fh.read() if cap is None else fh.read(cap + 1)

@@ -36,7 +36,7 @@ from lossylearn.errors import CodecError, StoreError
 from lossylearn.store.fs import StoreLocation, read_store_manifest
 from lossylearn.store.layout import RUN_STATE, header_name, sha256_bytes
 from lossylearn.store.manifest import Manifest
-from lossylearn.store.shards import ShardData, parse_shard
+from lossylearn.store.shards import ShardData, parse_shard, release_memory
 
 if TYPE_CHECKING:
     import torch
@@ -135,14 +135,15 @@ class Store:
 
     # -- checked reads ----------------------------------------------------------------------------
 
-    def _file(self, rel: str, what: str) -> bytes:
-        """A file the manifest pins, checked against its size and SHA-256 (unless ``none``)."""
+    def _file(self, rel: str, what: str, *, arrow: bool = False) -> Any:
+        """A file the manifest pins, checked against its size and SHA-256 (unless ``none``):
+        bytes, or a pyarrow Buffer with ``arrow``."""
         meta = self.manifest.files.get(rel)
         if meta is None:
             raise StoreError(f"{self.location}: {rel} has no checksum in the manifest")
         if self.verify_mode == "none":
-            return self.location.read(rel, what)
-        data = self.location.read(rel, what, size=int(meta["bytes"]))
+            return self.location.read(rel, what, arrow=arrow)
+        data = self.location.read(rel, what, size=int(meta["bytes"]), arrow=arrow)
         if not hmac.compare_digest(sha256_bytes(data), meta["sha256"]):
             raise StoreError(
                 f"{self.location}: {rel} does not match its checksum (corrupt or modified)"
@@ -176,7 +177,10 @@ class Store:
     def _read_shard(self, k: int, *, payloads: bool) -> ShardData:
         entry = self.manifest.shards[k]
         rel = entry["path"]
-        shard = parse_shard(self._file(rel, "shard"), self.location.join(rel), payloads=payloads)
+        blob = self._file(rel, "shard", arrow=True)
+        shard = parse_shard(blob, self.location.join(rel), payloads=payloads)
+        del blob
+        release_memory()
         if len(shard) != entry["n_images"]:
             raise StoreError(
                 f"{self.location}: {rel} holds {len(shard)} images, the manifest says "
@@ -200,6 +204,8 @@ class Store:
             ):
                 _, old = self._cache.popitem(last=False)
                 held -= old.nbytes
+                del old
+        release_memory()
         return shard
 
     def locate(self, i: int) -> tuple[int, int]:

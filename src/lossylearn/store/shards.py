@@ -127,31 +127,47 @@ class ShardData:
         return cols + (self.data.nbytes if self.data is not None else 0)
 
 
-def parse_shard(blob: bytes, where: str, *, payloads: bool = True) -> ShardData:
+def release_memory() -> None:
+    """Hand memory Arrow's pool no longer uses back to the system (a reader calls it after every
+    shard it drops, so memory follows the cache, not the shards read so far)."""
+    pa.default_memory_pool().release_unused()
+
+
+def parse_shard(blob: bytes | pa.Buffer, where: str, *, payloads: bool = True) -> ShardData:
     """Parse a shard from its bytes; StoreError unless it has exactly the shard schema.
 
     ``payloads=False`` reads only :data:`INDEX_COLUMNS` (Parquet column projection).
     """
     try:
-        pf = pq.ParquetFile(pa.BufferReader(blob))
+        pf = pq.ParquetFile(pa.BufferReader(blob), pre_buffer=False)
         if not pf.schema_arrow.equals(SHARD_SCHEMA, check_metadata=False):
             raise StoreError(
                 f"{where}: shard has columns {pf.schema_arrow.names}, expected {SHARD_SCHEMA.names}"
             )
         columns = [*INDEX_COLUMNS, "data"] if payloads else list(INDEX_COLUMNS)
-        table = pf.read(columns=columns)
+        table = pf.read(columns=columns, use_threads=False)  # Arrow's thread pool keeps memory
     except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"{where}: cannot read shard ({exc})") from None
     if any(table.column(c).null_count for c in INDEX_COLUMNS):
         raise StoreError(f"{where}: shard has rows without index, label or quality")
     data = None
     if payloads:
-        data = table.column("data").combine_chunks()
+        column = table.column("data")
+        data = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         if data.null_count:
             raise StoreError(f"{where}: shard has images without data")
     return ShardData(
-        index=table.column("index").to_numpy(),
-        label=table.column("label").to_numpy(),
-        quality=table.column("quality").to_numpy(),
+        index=_numpy(table.column("index"), np.int64),
+        label=_numpy(table.column("label"), np.int64),
+        quality=_numpy(table.column("quality"), np.int16),
         data=data,
     )
+
+
+def _numpy(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """A null-free numeric column as a numpy copy (Arrow's own to_numpy imports pandas)."""
+    arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if len(arr) == 0:
+        return np.zeros(0, dtype=dtype)
+    values = np.frombuffer(arr.buffers()[1], dtype=dtype)
+    return values[arr.offset : arr.offset + len(arr)].copy()

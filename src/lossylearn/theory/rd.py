@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -372,20 +373,11 @@ def solve_rate_distortion(
     return dataclasses.replace(point, iterations=solver.iterations)
 
 
-def rate_distortion(
-    p_x: ArrayLike,
-    distortion: ArrayLike,
-    D: float,
-    *,
-    tol: float = 1e-10,
-    distortion_tol: float = 1e-8,
-    max_iter: int = 10_000,
-    method: str = "auto",
-) -> float:
-    """``R(D)`` in bits for a finite source ``p_x`` and distortion matrix ``d[x, xhat]``."""
-    return solve_rate_distortion(
-        p_x, distortion, D, tol=tol, distortion_tol=distortion_tol, max_iter=max_iter, method=method
-    ).rate_bits
+def rate_distortion(p_x: ArrayLike, distortion: ArrayLike, D: float, **options: Any) -> float:
+    """``R(D)`` in bits for a finite source ``p_x`` and distortion matrix ``d[x, xhat]``: the rate
+    of :func:`solve_rate_distortion`, which takes the same keyword ``options`` (``tol``,
+    ``distortion_tol``, ``max_iter``, ``method``)."""
+    return solve_rate_distortion(p_x, distortion, D, **options).rate_bits
 
 
 def rate_distortion_curve(
