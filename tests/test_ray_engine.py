@@ -171,6 +171,7 @@ def test_sweep_retries_a_failed_point_and_reports_one_that_keeps_failing(ray_loc
         assert info.value.failure.attempts == 2
         failures = collect_all(Pending(lambda p=p: [p.get()]) for p in (a, b, c))
         assert [f.key for f in failures] == ["b", "c"]
+        assert failures[1].attempts == 0 and failures[1].error.startswith("not run, a point it")
         said = []
         write_sweep_log(tmp_path, sweep, failures, say=said.append)
     log = json.loads((tmp_path / "sweep.json").read_text())
@@ -229,15 +230,38 @@ def test_lcon_point_that_keeps_failing_is_reported(ray_local, tmp_path, monkeypa
     assert not (tmp_path / "s" / "results.json").exists()
 
 
-def test_urdc_models_on_ray_give_the_local_rows(ray_local, tmp_path):
+def test_urdc_models_on_ray_report_failures_then_give_the_local_rows(
+    ray_local, tmp_path, monkeypatch
+):
+    """A model that fails every attempt is reported with the models that wait for it, the others
+    are kept; the rerun retries it, and then the rows are the local engine's."""
+    from lossylearn.studies.urdc import ray_points
+
+    real = ray_points.model_task
+
+    def shared_fails(profile, out, data_dir, seed, device, threads, chain):
+        if chain[-1].kind == "shared":
+            raise RuntimeError("node lost (simulated)")
+        return real(profile, out, data_dir, seed, device, threads, chain)
+
     args = ["study", "urdc", "--profile", "quick", "--limit", "120", "--epochs", "1",
             "--w1-steps", "3", "--rdp-lambdas", "", "--no-progress", "--threads", "1"]  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(ray_points, "model_task", shared_fails)
+        res = runner.invoke(root, [*args, "--out", str(tmp_path / "ray"), "--engine", "ray"])
+    assert res.exit_code == 2 and "3 urdc point(s) failed" in res.output, res.output
+    doc = json.loads((tmp_path / "ray" / "results.json").read_text())
+    failed = {f["key"]: f for f in doc["meta"]["failed"]}
+    shared = "shared-3x3-c0-p0+c0.015-p0"
+    assert set(failed) == {shared, f"uni-{shared}--c0-p0", f"uni-{shared}--c0.015-p0"}
+    assert failed[shared]["attempts"] == 3 and "node lost" in failed[shared]["error"]
+    assert doc["rows"] and all(r["encoder"] != shared for r in doc["rows"])
     docs = {}
     for engine in ("local", "ray"):
         res = runner.invoke(root, [*args, "--out", str(tmp_path / engine), "--engine", engine])
         assert res.exit_code == 0, res.output
         docs[engine] = json.loads((tmp_path / engine / "results.json").read_text())
-    assert docs["local"]["rows"] == docs["ray"]["rows"] and docs["ray"]["rows"]
+    assert docs["local"]["rows"] == docs["ray"]["rows"]
     assert docs["local"]["shared_encoder_heads"] == docs["ray"]["shared_encoder_heads"]
     assert "failed" not in docs["ray"]["meta"]
 

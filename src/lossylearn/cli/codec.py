@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from lossylearn.cli.parse import Architecture, Distortion, TrainNoise, ints, strings
+from lossylearn.cli.parse import Architecture, DeviceOpt, Distortion, TrainNoise, ints, strings
 from lossylearn.errors import LossylearnError
 from lossylearn.pipeline.codec_data import (
     DEFAULT_THREADS,
@@ -81,7 +81,7 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed for initialization, batches and noise.")] = 0,
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    device: DeviceOpt = "auto",
     threads: Annotated[
         int,
         typer.Option(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,206 +15,156 @@ import typer
 from rich.console import Console
 
 from lossylearn.cli.parse import (
+    RAY_ADDRESS_HELP,
+    Engine,
     ExportFormat,
     MatchMode,
     MatchNoise,
     NoiseKind,
     RangeHandling,
     Unit,
-    choices,
 )
 from lossylearn.errors import LossylearnError
-from lossylearn.pipeline.plan import ENGINES
 
 __all__ = ["compress", "export", "inspect"]
 
 console = Console(stderr=True)
 out_console = Console()
-Engine = choices("Engine", ENGINES)
 
-DATA = "Data"
-NOISE = "Noise and privacy"
-CODEC = "Codec"
-RUN = "Output and run"
+# ``compress``'s options, by the panel of ``--help`` that lists them.
+_data = partial(typer.Option, rich_help_panel="Data")
+_noise = partial(typer.Option, rich_help_panel="Noise and privacy")
+_codec = partial(typer.Option, rich_help_panel="Codec")
+_run = partial(typer.Option, rich_help_panel="Output and run")
+
+
+def _signed_with(use: str) -> Any:
+    """``--signing-key`` of a command that reads a store: the key file, and what it is ``use``d for."""
+    return typer.Option(help=f"Key file the store was signed with: {use}.")
+
+
+#: What ``inspect`` and ``export`` both take.
+StoreArg = Annotated[Path, typer.Argument(help="A store folder.")]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Learned-codec checkpoint, when not at its recorded path or beside the store."
+    ),
+]
 
 
 def compress(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Store folder to create.", rich_help_panel=RUN)
-    ],
-    dataset: Annotated[
-        str, typer.Option(help="mnist | fashion-mnist | celeba | folder.", rich_help_panel=DATA)
-    ] = "mnist",
+    out: Annotated[Path, _run("--out", "-o", help="Store folder to create.")],
+    dataset: Annotated[str, _data(help="mnist | fashion-mnist | celeba | folder.")] = "mnist",
     data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Dataset folder (mnist: embedded 5k digits when omitted).", rich_help_panel=DATA
-        ),
+        Path | None, _data(help="Dataset folder (mnist: embedded 5k digits when omitted).")
     ] = None,
-    split: Annotated[
-        str, typer.Option(help="Which split to store: train | test.", rich_help_panel=DATA)
-    ] = "train",
-    attribute: Annotated[
-        str, typer.Option(help="CelebA attribute used as label.", rich_help_panel=DATA)
-    ] = "Male",
+    split: Annotated[str, _data(help="Which split to store: train | test.")] = "train",
+    attribute: Annotated[str, _data(help="CelebA attribute used as label.")] = "Male",
     image_size: Annotated[
         int | None,
-        typer.Option(
+        _data(
             "--image-size",
             help="Side length after centre crop and resize (CelebA: 64 when omitted; folder: the "
             "images' own size, which must then be the same for all).",
-            rich_help_panel=DATA,
         ),
     ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option(help="Use only the first N images of the split.", rich_help_panel=DATA),
-    ] = None,
-    noise: Annotated[
-        NoiseKind, typer.Option(help="Noise mechanism.", rich_help_panel=NOISE)
-    ] = NoiseKind.gaussian,
+    limit: Annotated[int | None, _data(help="Use only the first N images of the split.")] = None,
+    noise: Annotated[NoiseKind, _noise(help="Noise mechanism.")] = NoiseKind.gaussian,
     sigma: Annotated[
-        float | None,
-        typer.Option(help="Gaussian standard deviation, 0-255 pixel scale.", rich_help_panel=NOISE),
+        float | None, _noise(help="Gaussian standard deviation, 0-255 pixel scale.")
     ] = None,
-    b: Annotated[
-        float | None,
-        typer.Option("--b", help="Laplace scale, 0-255 pixel scale.", rich_help_panel=NOISE),
-    ] = None,
+    b: Annotated[float | None, _noise("--b", help="Laplace scale, 0-255 pixel scale.")] = None,
     psnr: Annotated[
-        float | None,
-        typer.Option(
-            help="Nominal noise PSNR in dB: sigma = 255 * 10^(-PSNR/20).", rich_help_panel=NOISE
-        ),
+        float | None, _noise(help="Nominal noise PSNR in dB: sigma = 255 * 10^(-PSNR/20).")
     ] = None,
     epsilon: Annotated[
-        float | None,
-        typer.Option(help="Privacy target epsilon (calibrates the noise).", rich_help_panel=NOISE),
+        float | None, _noise(help="Privacy target epsilon (calibrates the noise).")
     ] = None,
-    delta: Annotated[
-        float | None, typer.Option(help="Privacy target delta (Gaussian).", rich_help_panel=NOISE)
-    ] = None,
+    delta: Annotated[float | None, _noise(help="Privacy target delta (Gaussian).")] = None,
     sensitivity: Annotated[
         float | None,
-        typer.Option(
-            help="Sensitivity in pixel units (default: 255 per pixel, or the image's L2/L1 range).",
-            rich_help_panel=NOISE,
+        _noise(
+            help="Sensitivity in pixel units (default: 255 per pixel, or the image's L2/L1 range)."
         ),
     ] = None,
     unit: Annotated[
-        Unit,
-        typer.Option(
-            help="What the guarantee protects: one pixel or a whole image.", rich_help_panel=NOISE
-        ),
+        Unit, _noise(help="What the guarantee protects: one pixel or a whole image.")
     ] = Unit.pixel,
     discrete: Annotated[
         bool,
-        typer.Option(
+        _noise(
             "--discrete/--continuous",
             help="Exact integer noise (Canonne-Kamath-Steinke) instead of a float sampler.",
-            rich_help_panel=NOISE,
         ),
     ] = False,
     range_handling: Annotated[
         RangeHandling,
-        typer.Option(
-            help="Noisy values outside 0..255: clip, or wrap mod 256 (the paper's mod-Q model).",
-            rich_help_panel=NOISE,
+        _noise(
+            help="Noisy values outside 0..255: clip, or wrap mod 256 (the paper's mod-Q model)."
         ),
     ] = RangeHandling.clip,
-    codec: Annotated[
-        str, typer.Option(help="jpeg | webp | avif | png | learned.", rich_help_panel=CODEC)
-    ] = "jpeg",
-    codec_checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint for --codec learned.", rich_help_panel=CODEC)
-    ] = None,
+    codec: Annotated[str, _codec(help="jpeg | webp | avif | png | learned.")] = "jpeg",
+    codec_checkpoint: Annotated[Path | None, _codec(help="Checkpoint for --codec learned.")] = None,
     match: Annotated[
-        MatchMode,
-        typer.Option(
-            help="Search one quality for the dataset, or bisect per image.", rich_help_panel=CODEC
-        ),
+        MatchMode, _codec(help="Search one quality for the dataset, or bisect per image.")
     ] = MatchMode.dataset,
     target_distortion: Annotated[
         float | None,
-        typer.Option(
-            help="Override the matched target (MSE for Gaussian, MAE for Laplace; 0-255 scale).",
-            rich_help_panel=CODEC,
+        _codec(
+            help="Override the matched target (MSE for Gaussian, MAE for Laplace; 0-255 scale)."
         ),
     ] = None,
     match_noise: Annotated[
         MatchNoise,
-        typer.Option(
+        _codec(
             help="nominal: MSE = sigma^2 / MAE = b (the paper). effective: the distortion the noise "
-            "really adds after clipping to 0..255, estimated from the very noisy images that are stored (no clean data).",
-            rich_help_panel=CODEC,
+            "really adds after clipping to 0..255, estimated from the very noisy images that are stored (no clean data)."
         ),
     ] = MatchNoise.nominal,
     match_sample: Annotated[
-        int,
-        typer.Option(
-            help="Noisy images the dataset-wide quality search looks at.", rich_help_panel=CODEC
-        ),
+        int, _codec(help="Noisy images the dataset-wide quality search looks at.")
     ] = 256,
-    tolerance: Annotated[
-        float, typer.Option(help="Relative tolerance for 'target reached'.", rich_help_panel=CODEC)
-    ] = 0.10,
+    tolerance: Annotated[float, _codec(help="Relative tolerance for 'target reached'.")] = 0.10,
     seed: Annotated[
         int | None,
-        typer.Option(
-            help="Seeded noise (reproducible, not for deployment). Without it noise comes from the OS's secure generator.",
-            rich_help_panel=RUN,
+        _run(
+            help="Seeded noise (reproducible, not for deployment). Without it noise comes from the OS's secure generator."
         ),
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(
+        _run(
             help="Worker processes (--engine ray: CPUs of a local Ray; on a cluster, 2 x WORKERS "
-            "chunks in flight).",
-            rich_help_panel=RUN,
+            "chunks in flight)."
         ),
     ] = 1,
     engine: Annotated[
         Engine,
-        typer.Option(
-            help="local: a process pool here; ray: Ray tasks (pip install 'lossylearn[ray]'), the "
-            "same bytes.",
-            rich_help_panel=RUN,
+        _run(
+            help="local: a process pool here; ray: Ray tasks (pip install 'lossylearn\\[ray]'), the "
+            "same bytes."
         ),
     ] = Engine.local,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            help="With --engine ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT); its "
-            "nodes must share --out's filesystem. Default: start a local Ray.",
-            rich_help_panel=RUN,
-        ),
-    ] = None,
-    chunk_size: Annotated[int, typer.Option(help="Images per shard.", rich_help_panel=RUN)] = 1024,
-    resume: Annotated[
-        bool, typer.Option(help="Finish an interrupted run in --out.", rich_help_panel=RUN)
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace a store already in --out.", rich_help_panel=RUN)
-    ] = False,
+    ray_address: Annotated[str | None, _run(help=RAY_ADDRESS_HELP)] = None,
+    chunk_size: Annotated[int, _run(help="Images per shard.")] = 1024,
+    resume: Annotated[bool, _run(help="Finish an interrupted run in --out.")] = False,
+    overwrite: Annotated[bool, _run(help="Replace a store already in --out.")] = False,
     allow_weak_noise: Annotated[
         bool,
-        typer.Option(
+        _noise(
             help="Accept noise that changes fewer than half of the pixels (the store would hold "
-            "most clean pixels unchanged).",
-            rich_help_panel=NOISE,
+            "most clean pixels unchanged)."
         ),
     ] = False,
     signing_key: Annotated[
         Path | None,
-        typer.Option(
+        _run(
             help="File with a secret key (>= 16 bytes): sign the manifest with HMAC-SHA256 so "
-            "that `inspect --signing-key` can prove it was not altered.",
-            rich_help_panel=RUN,
+            "that `inspect --signing-key` can prove it was not altered."
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the manifest as JSON.", rich_help_panel=RUN)
-    ] = False,
+    as_json: Annotated[bool, _run("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Noise a dataset, compress it with a matched codec, and write a private, learning-ready store.
 
@@ -274,7 +225,7 @@ def _read_key(path: Path | None) -> bytes | None:
 
 
 def inspect(
-    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    store: StoreArg,
     grid: Annotated[
         Path | None,
         typer.Option(
@@ -290,16 +241,8 @@ def inspect(
             "files the sample grid reads."
         ),
     ] = True,
-    codec_checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            help="Learned-codec checkpoint, when not at its recorded path or beside the store."
-        ),
-    ] = None,
-    signing_key: Annotated[
-        Path | None,
-        typer.Option(help="Key file the store was signed with: proves the manifest is unaltered."),
-    ] = None,
+    codec_checkpoint: CheckpointOpt = None,
+    signing_key: Annotated[Path | None, _signed_with("proves the manifest is unaltered")] = None,
 ) -> None:
     """Check a store (manifest digest, signature, checksums), print its manifest, and write a PNG
     grid of stored samples. The data owner also sees the clean-side figures of the owner file."""
@@ -326,7 +269,7 @@ def inspect(
 
 
 def export(
-    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    store: StoreArg,
     dest: Annotated[
         Path,
         typer.Argument(
@@ -338,20 +281,11 @@ def export(
     format: Annotated[
         ExportFormat,
         typer.Option(
-            "--format",
-            help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file), hf (a Hugging Face datasets folder: datasets.load_dataset(DEST)), webdataset (tar shards for WebDataset loaders).",
+            help="jpeg (a jpeg store's own bytes, headers put back), png (lossless copies of the reconstructions), native (each codec's standard file), hf (a Hugging Face datasets folder: datasets.load_dataset(DEST)), webdataset (tar shards for WebDataset loaders)."
         ),
     ] = ExportFormat.png,
-    codec_checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            help="Learned-codec checkpoint, when not at its recorded path or beside the store."
-        ),
-    ] = None,
-    signing_key: Annotated[
-        Path | None,
-        typer.Option(help="Key file the store was signed with: refuse an altered manifest."),
-    ] = None,
+    codec_checkpoint: CheckpointOpt = None,
+    signing_key: Annotated[Path | None, _signed_with("refuse an altered manifest")] = None,
 ) -> None:
     """Write a store's images as standard image files that any decoder opens.
 

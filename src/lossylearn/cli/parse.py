@@ -3,6 +3,7 @@
 The list parsers raise :class:`~lossylearn.errors.LossylearnError` naming the option; the root
 command (:mod:`lossylearn.cli.main`) prints it. The enums are built from the library's own
 constants, so a choice the library adds shows up in ``--help`` without a second list here.
+Options that several command groups declare alike (``--device``, ``--ray-address``) live here too.
 """
 
 from __future__ import annotations
@@ -10,20 +11,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import TypeVar, overload
+from typing import Annotated, TypeVar, overload
+
+import typer
 
 from lossylearn.codecs.metrics import DISTORTION_METRICS
 from lossylearn.errors import LossylearnError
 from lossylearn.export import FORMATS
-from lossylearn.pipeline.plan import MATCH_MODES
+from lossylearn.pipeline.plan import ENGINES, MATCH_MODES
 from lossylearn.pipeline.targets import TARGET_BASES
 from lossylearn.privacy.calibration import UNITS
 from lossylearn.privacy.mechanisms import KINDS, RANGE_HANDLING
 from lossylearn.theory.info import plain
 
 __all__ = [
+    "RAY_ADDRESS_HELP",
     "Architecture",
+    "DeviceOpt",
     "Distortion",
+    "Engine",
     "ExportFormat",
     "MatchMode",
     "MatchNoise",
@@ -55,6 +61,14 @@ MatchNoise = choices("MatchNoise", (b for b in TARGET_BASES if b != "given"))
 ExportFormat = choices("ExportFormat", FORMATS)
 Distortion = choices("Distortion", DISTORTION_METRICS)
 TrainNoise = choices("TrainNoise", ("none", *KINDS))
+Engine = choices("Engine", ENGINES)
+#: ``--device`` of the commands that train on torch.
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")]
+#: ``--ray-address`` of every command that runs on Ray.
+RAY_ADDRESS_HELP = (
+    "With --engine ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT); its nodes must "
+    "share --out's filesystem. Default: start a local Ray."
+)
 #: = ``lossylearn.codecs.learned.models.ARCHITECTURES``, which cannot be imported here: that module
 #: loads torch, and ``import lossylearn.cli`` must not.
 Architecture = choices("Architecture", ("factorized", "hyperprior"))

@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lossylearn.cli.parse import choices, floats, ints
+from lossylearn.cli.parse import RAY_ADDRESS_HELP, DeviceOpt, Engine, floats, ints
 
 __all__ = ["app", "lcon_app", "urdc_app"]
 
-Engine = choices("Engine", ("local", "ray"))
-ENGINE_HELP = (
-    "local: every model here; ray: one Ray task per model (a GPU each when the cluster has "
-    "them), failed ones retried, then reported (pip install 'lossylearn[ray]')."
-)
-RAY_ADDRESS_HELP = (
-    "With --engine ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT); its nodes must "
-    "share --out's filesystem. Default: start a local Ray."
-)
+#: The options both studies take alike.
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        help="local: every model here; ray: one Ray task per model (a GPU each when the cluster "
+        "has them), failed ones retried, then reported (pip install 'lossylearn\\[ray]')."
+    ),
+]
+RayAddressOpt = Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)]
 
 app = typer.Typer(
     help="Experiments with quick (CI-sized) and paper profiles: results.json, figures, report.html.",
@@ -174,8 +174,8 @@ def lcon(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a study with other settings in --out."
     ),
-    engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
-    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    engine: EngineOpt = Engine.local,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Train clean, noisy and LCoN classifiers at equal storage and test them on clean, noisy, LCoN
     and adversarial images; write results.json, results.csv, figures/ and report.html into --out."""
@@ -264,13 +264,13 @@ def urdc(
         max=13,
         help="Override the encoders' random input shift in pixels (paper: 2; 0 turns it off).",
     ),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    device: DeviceOpt = "auto",
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Show Rich progress bars."
     ),
-    engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
-    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    engine: EngineOpt = Engine.local,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Train the classifier, end-to-end and universal models of a profile; write results and report."""
     # the study, and torch, load only here

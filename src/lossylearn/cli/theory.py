@@ -121,16 +121,10 @@ def rd_command(
             for r in rows
         ),
     )
-    tt.show(
-        {"source": label, "rows": rows},
-        table,
-        as_json,
-        plot=plot,
-        curves=lambda: {"R(D)": (curve.distortions, curve.rates_bits)},
-        xlabel="D",
-        ylabel="bits",
-        title=f"R(D): {label}",
+    figure = tt.Figure(
+        lambda: {"R(D)": (curve.distortions, curve.rates_bits)}, "D", "bits", f"R(D): {label}"
     )
+    tt.show({"source": label, "rows": rows}, table, as_json, plot, figure)
 
 
 @app.command("rdp-gaussian")
@@ -168,18 +162,13 @@ def rdp_gaussian_command(
         ),
     )
     fine = np.linspace(ds[0] / 4, 2.0 * sigma**2, 200)
-    tt.show(
-        {"sigma": sigma, "unit": "nats", "rows": rows},
-        table,
-        as_json,
-        plot=plot,
-        curves=lambda: {
-            f"P = {P:g}": (fine, [gaussian_rdp(D, P, sigma) for D in fine]) for P in levels
-        },
-        xlabel="D (MSE)",
-        ylabel="nats",
-        title=f"Gaussian R(D, P), sigma = {sigma:g}",
+    figure = tt.Figure(
+        lambda: {f"P = {P:g}": (fine, [gaussian_rdp(D, P, sigma) for D in fine]) for P in levels},
+        "D (MSE)",
+        "nats",
+        f"Gaussian R(D, P), sigma = {sigma:g}",
     )
+    tt.show({"sigma": sigma, "unit": "nats", "rows": rows}, table, as_json, plot, figure)
 
 
 @app.command("rdp-binary")

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import typer
@@ -194,27 +194,35 @@ def table(
     return t
 
 
+class Figure(NamedTuple):
+    """What ``--plot`` draws: ``curves()`` (computed only when a figure is asked for), the axis
+    labels and the title."""
+
+    curves: Callable[[], Curves]
+    xlabel: str
+    ylabel: str
+    title: str
+
+
 def show(
     payload: dict[str, Any],
     rich_table: Table,
     as_json: bool,
-    *,
     plot: Path | None = None,
-    curves: Callable[[], Curves] | None = None,
-    xlabel: str = "",
-    ylabel: str = "",
-    title: str = "",
+    figure: Figure | None = None,
 ) -> None:
     """Print ``rich_table`` (``payload`` as JSON with ``--json``), then, with ``--plot``, draw
-    ``curves()`` into that file (computed only then)."""
+    ``figure`` into that file."""
     if as_json:
         typer.echo(json.dumps(payload, indent=2, allow_nan=True))
     else:
         out_console.print(rich_table)
-    if plot is not None and curves is not None:
+    if plot is not None and figure is not None:
         from lossylearn.theory.plots import plot_curves
 
-        plot_curves(plot, curves(), xlabel=xlabel, ylabel=ylabel, title=title)
+        plot_curves(
+            plot, figure.curves(), xlabel=figure.xlabel, ylabel=figure.ylabel, title=figure.title
+        )
 
 
 def binary_table(
@@ -256,17 +264,18 @@ def binary_table(
     )
     columns = ("D", name, "closed form", *(("solver", "|diff|") if check else ()))
     fine = np.linspace(0.0, 0.5, 201)
+    figure = Figure(
+        lambda: {f"{name} = {v:g}": (fine, [closed_form(D, v) for D in fine]) for v in levels},
+        "D (Hamming)",
+        "bits",
+        plot_title,
+    )
     show(
         {**payload, "unit": "bits", "rows": rows},
         table(title, columns, cells),
         as_json,
-        plot=plot,
-        curves=lambda: {
-            f"{name} = {v:g}": (fine, [closed_form(D, v) for D in fine]) for v in levels
-        },
-        xlabel="D (Hamming)",
-        ylabel="bits",
-        title=plot_title,
+        plot,
+        figure,
     )
 
 

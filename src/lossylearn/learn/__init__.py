@@ -1,8 +1,9 @@
 """The training toolkit: classifiers, the training loop, attacks, evaluation, devices and tensors.
 
 Every study trains through this package: :mod:`.devices` (device names, thread counts, seeded
-blocks), :mod:`.tensors` (uint8 images to float tensors, shift augmentation), :mod:`lossylearn.progress`
-(Rich bars), :mod:`.models`, :mod:`.train`, :mod:`.attacks` and :mod:`.evaluate`.
+blocks), :mod:`.tensors` (uint8 images to float tensors, shift augmentation), :mod:`.models`,
+:mod:`.train`, :mod:`.attacks` and :mod:`.evaluate`; its progress bars are
+:mod:`lossylearn.progress`'s.
 """
 
 from __future__ import annotations

@@ -360,18 +360,10 @@ def _open_codec(
     )
 
 
-def open_store(
-    directory: str | Path,
-    *,
-    verify: Verify = "auto",
-    codec_checkpoint: str | Path | None = None,
-    key: bytes | None = None,
-    storage_options: dict[str, Any] | None = None,
-    cache_shards: int = 4,
-    cache_bytes: int = 256 << 20,
-) -> Store:
+def open_store(directory: str | Path, **options: Any) -> Store:
     """Open a committed store, a local folder or a URL (``s3://bucket/store``, ``gs://...``);
-    raises StoreError if it is missing, unfinished, edited or corrupt.
+    raises StoreError if it is missing, unfinished, edited or corrupt. The keyword ``options`` are
+    :class:`Store`'s:
 
     ``verify``: ``"auto"`` (default: everything at open for a small store, else ``"lazy"``),
     ``"lazy"`` (each file when first read), ``"full"`` / ``True`` (everything at open), ``"none"`` /
@@ -381,7 +373,4 @@ def open_store(
     filesystem (``endpoint_url``, ``key``, ``secret``, ...); ``cache_shards`` and ``cache_bytes``
     bound the decoded shards kept in memory (the most recent one is always kept).
     """
-    return Store(
-        directory, verify=verify, codec_checkpoint=codec_checkpoint, key=key,
-        storage_options=storage_options, cache_shards=cache_shards, cache_bytes=cache_bytes,
-    )  # fmt: skip
+    return Store(directory, **options)

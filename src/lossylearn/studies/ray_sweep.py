@@ -211,12 +211,10 @@ class RaySweep:
             raise LossylearnError(f"retries must be a whole number >= 0, got {retries!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise LossylearnError(f"threads must be a whole number >= 1, got {threads!r}")
-        self.address, self.retries, self.threads, self.num_cpus = (
-            address,
-            retries,
-            threads,
-            num_cpus,
-        )
+        self.address = address
+        self.retries = retries
+        self.threads = threads
+        self.num_cpus = num_cpus
         self.num_gpus = 0
         self._stack = ExitStack()
         self._objects: dict[int, tuple[Any, Any]] = {}
@@ -273,8 +271,12 @@ class RaySweep:
         except ray.exceptions.RayError as exc:
             cause = getattr(exc, "cause", None)
             error = _describe(cause if isinstance(cause, BaseException) else exc)
-            noted = len(self._read().get(point.key, []))
-            raise PointFailed(Failure(point.key, error, max(noted, 1))) from None
+            attempts = len(self._read().get(point.key, []))
+            if not isinstance(exc, ray.exceptions.RayTaskError):
+                attempts = self.retries + 1  # its worker or node died every time
+            elif attempts == 0:  # it never ran: a point it waits for failed
+                error = f"not run, a point it waits for failed: {error}"
+            raise PointFailed(Failure(point.key, error, attempts)) from None
 
     def _read(self) -> dict[str, list[str]]:
         return dict(self._ray.get(self._ledger.read.remote()))

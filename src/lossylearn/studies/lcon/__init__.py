@@ -26,7 +26,7 @@ Stages (:mod:`.run` calls them in order; each takes and returns values):
 * :func:`.evaluate.test_sets`, :func:`.evaluate.train_model`, :func:`.evaluate.evaluate`,
   :func:`.evaluate.result_rows` (store, scheme, budget -> :class:`.results.ResultRow` list)
 * :func:`.results.summarize`, :func:`.claims.check_claims`, :func:`.figures.write_figures`,
-  :func:`.report.write_report`
+  :func:`.report.report_sections` (the page: :func:`lossylearn.studies.common.write_report`)
 
 Commands and what they cost:
 

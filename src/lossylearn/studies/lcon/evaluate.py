@@ -122,23 +122,14 @@ def result_rows(
     train_seconds: float, data: StudyData, config: StudyConfig,
 ) -> list[ResultRow]:  # fmt: skip
     """One row per accuracy of the ``scheme`` model trained with ``seed`` on ``store``'s setting."""
-    p = store.point
     return [
         ResultRow(
-            sweep=p.sweep,
-            psnr=p.psnr,
-            noise_sigma=store.sigma,
-            target_distortion=store.target,
-            achieved_distortion=store.achieved,
-            target_reached=store.reached,
-            metric=store.metric,
-            quality=store.quality,
+            **store.row_columns(),
             train=scheme,
             **a._asdict(),  # test, epsilon, accuracy, n_test: the row's own columns
             n_train=budget.n_train,
             train_bits=budget.train_bits,
             budget_bits=budget.budget_bits,
-            bits_per_pixel=store.bpp,
             seed=seed,
             model=data.model_config.name,
             epochs=config.epochs,

@@ -43,6 +43,21 @@ class StoreInfo:
     record: dict[str, Any] = field(default_factory=dict)
     """results.json's ``stores`` entry (with the owner's clean-side figures and the privacy)."""
 
+    def row_columns(self) -> dict[str, Any]:
+        """The columns of a :class:`~lossylearn.studies.lcon.results.ResultRow` that describe
+        this store: its point, noise, codec target and quality, and bits per pixel."""
+        return {
+            "sweep": self.point.sweep,
+            "psnr": self.point.psnr,
+            "noise_sigma": self.sigma,
+            "target_distortion": self.target,
+            "achieved_distortion": self.achieved,
+            "target_reached": self.reached,
+            "metric": self.metric,
+            "quality": self.quality,
+            "bits_per_pixel": self.bpp,
+        }
+
 
 def noisy_copies(images: np.ndarray, spec: NoiseSpec, seed: int, name: Stream) -> np.ndarray:
     """``images`` with ``spec`` noise from the named stream ``name`` of ``seed``."""
