@@ -169,7 +169,9 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
                         "target": target,
                     }
                 first = finish_chunk(task(0, quality, target), noisy0)
-            except Exception:  # refused before any shard: leave nothing that blocks the fixed command
+            except (
+                Exception
+            ):  # refused before any shard: leave nothing that blocks the fixed command
                 abandon(state, created)
                 raise
             done[0] = first.result.to_dict()
