@@ -214,9 +214,9 @@ def reader_section(root: Path, n: int, batch: int = 64) -> dict[str, Any]:
     memory = [(xm[perm[i : i + batch]], ym[perm[i : i + batch]]) for i in range(0, n, batch)]
     result: dict[str, Any] = {"images": n, "batch": batch, "torch_threads": torch.get_num_threads()}
     epoch(memory[:10])  # warm-up: the first steps of a process set up torch's kernels
-    # The machine may be shared: every figure is the best of two runs, interleaved.
+    # The machine may be shared: every figure is the best of three runs, interleaved.
     runs: dict[str, list[float]] = {}
-    for _ in range(2):
+    for _ in range(3):
         runs.setdefault("train_memory_images_per_s", []).append(epoch(memory))
         for w in (0, 2):
             runs.setdefault(f"train_reader_{w}_workers_images_per_s", []).append(epoch(loader(w)))

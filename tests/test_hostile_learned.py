@@ -34,7 +34,7 @@ from lossylearn.codecs.learned.checkpoint import (
 )
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.coding import EntropyParameters
-from lossylearn.codecs.learned.models import build_model
+from lossylearn.codecs.learned.models import build_codec_model
 from lossylearn.errors import CodecError
 
 
@@ -52,7 +52,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
         for arch, cfg in TINY.items():
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model = build_model(cfg).eval()
+                model = build_codec_model(cfg).eval()
             model.entropy_bottleneck.solve_quantiles()
             rung = Rung(0.01, model, EntropyParameters.build(model), {"untrained": True})
             out[arch] = save_checkpoint(Checkpoint(cfg, "mse", [rung]), root / arch)

@@ -154,3 +154,32 @@ def test_inspect_verifies_an_s3_store(s3, digits, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_a_run_killed_before_its_upload_resumes_to_the_same_store(s3, digits, monkeypatch):
+    import lossylearn.pipeline.runner as runner
+
+    _compress("s3://bucket/whole", digits, s3)
+    real, calls = runner.run_chunk, {"n": 0}
+
+    def dying(task):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(runner, "run_chunk", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _compress("s3://bucket/cut", digits, s3)
+    monkeypatch.setattr(runner, "run_chunk", real)
+    fs = _bucket(s3)
+    assert not fs.exists("bucket/cut/manifest.json")  # nothing looks complete
+    with pytest.raises(StoreError, match="did not finish.*--resume"):
+        _compress("s3://bucket/cut", digits, s3)
+    _compress("s3://bucket/cut", digits, s3, resume=True)
+    fs.invalidate_cache()
+    for k in range(5):  # the same seed gives the same shards, however the run went
+        rel = f"shards/shard-{k:05d}.parquet"
+        assert fs.cat_file(f"bucket/whole/{rel}") == fs.cat_file(f"bucket/cut/{rel}")
+    whole, cut = (open_store(f"s3://bucket/{k}", storage_options=s3) for k in ("whole", "cut"))
+    assert [whole.payload(i) for i in range(N)] == [cut.payload(i) for i in range(N)]

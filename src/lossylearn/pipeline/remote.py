@@ -91,6 +91,21 @@ def compress_remote(
             f"{url}: give a folder inside the bucket (s3://bucket/store), not a bucket"
         )
     staging = staging_dir(url)
+    try:
+        return _staged_run(plan, run_local, fs, root, url, staging)
+    finally:  # a finished upload, or a run refused before any shard, leaves no staging folder
+        if staging.is_dir() and not any(staging.iterdir()):
+            staging.rmdir()
+
+
+def _staged_run(
+    plan: CompressPlan,
+    run_local: Callable[[CompressPlan], Manifest],
+    fs: Any,
+    root: str,
+    url: str,
+    staging: Path,
+) -> Manifest:
     staged = staging / "store"
     with locked_output(staging):
         existing = _entries(fs, root)
@@ -114,7 +129,6 @@ def compress_remote(
         _upload(fs, root, staged, manifest, replacing=MANIFEST in existing)
         shutil.rmtree(staged)
         owner_path(staged).unlink(missing_ok=True)
-    shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 

@@ -40,7 +40,7 @@ _PACKAGES = {
 }
 _BLOCK = 1 << 20
 MANIFEST_LIMIT = 64 << 20
-"""A manifest larger than this is refused (one with a million shards is about 300 MB: split it)."""
+"""A larger manifest is refused (at about 250 bytes a shard: 250,000 shards of 1,024 images)."""
 
 
 def remote_url(where: str | Path) -> str | None:
@@ -100,7 +100,8 @@ class StoreLocation:
             self._real: Path | None = None
         else:
             self.local = None
-            _, self.root = connect(self.url, self.options)
+            self._fs, self.root = connect(self.url, self.options)
+            self._pid = os.getpid()
 
     def __str__(self) -> str:
         return self.url if self.url is not None else str(self.local)

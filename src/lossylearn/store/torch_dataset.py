@@ -17,6 +17,8 @@
 - **Resumption**: ``state_dict()`` records the epoch and how many images of it the rank has
   consumed; ``load_state_dict()`` continues right after them, with no repeats and no holes.
   ``set_epoch(e)`` starts epoch ``e`` (and keeps a loaded position when ``e`` is its epoch).
+  DataLoader workers get a fresh copy of the reader at every ``iter(loader)``; with
+  ``persistent_workers=True`` they would keep the first epoch's, so leave it off.
 """
 
 from __future__ import annotations
