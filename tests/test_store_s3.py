@@ -146,8 +146,13 @@ def test_s3_output_rules_match_the_local_ones(s3, digits):
 
 
 def test_inspect_verifies_an_s3_store(s3, digits, tmp_path):
-    _compress("s3://bucket/cli", digits, s3)
     env = {**os.environ, "FSSPEC_S3": json.dumps(s3)}
+    made = subprocess.run(
+        [sys.executable, "-m", "lossylearn.cli", "compress", "--limit", "100", "--psnr", "20",
+         "--out", "s3://bucket/cli"], capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "s3://bucket/cli.owner.json" in " ".join(made.stderr.split())
     proc = subprocess.run(
         [sys.executable, "-m", "lossylearn.cli", "inspect", "s3://bucket/cli", "--grid",
          str(tmp_path / "g.png")], capture_output=True, text=True, env=env, timeout=300,

@@ -195,17 +195,21 @@ def compress(
         progress=sys.stderr.isatty() and not as_json,
         warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
     )  # fmt: skip
+    from lossylearn.pipeline.remote import is_remote, owner_url
+    from lossylearn.store.fs import remote_url
     from lossylearn.store.owner import owner_path, read_clean_stats
 
+    remote = is_remote(out)
     if as_json:
         out_console.print_json(json.dumps(manifest.to_dict()))
     else:
         from lossylearn.store.view import print_manifest
 
-        print_manifest(manifest, out_console, directory=out, clean=read_clean_stats(out))
+        clean = None if remote else read_clean_stats(out)
+        print_manifest(manifest, out_console, directory=out, clean=clean)
+    where = owner_url(str(remote_url(out))) if remote else owner_path(out)
     console.print(
-        f"owner file (clean-side figures, seed; keep it, never ship it): {owner_path(out)}",
-        highlight=False,
+        f"owner file (clean-side figures, seed; keep it, never ship it): {where}", highlight=False
     )
 
 
