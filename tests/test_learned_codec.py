@@ -24,7 +24,7 @@ from lossylearn.codecs.learned.checkpoint import (
 )
 from lossylearn.codecs.learned.codec import LearnedCodec
 from lossylearn.codecs.learned.coding import CompressionModel, EntropyParameters
-from lossylearn.codecs.learned.models import build_model
+from lossylearn.codecs.learned.models import build_codec_model
 from lossylearn.codecs.learned.table_coder import TableCoder
 from lossylearn.codecs.learned.tables import quantize_pmf, stack_tables
 from lossylearn.errors import CodecError
@@ -238,8 +238,8 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
 
 def test_entropy_parameters_must_match_the_model() -> None:
     torch.manual_seed(0)
-    fact = build_model(TINY["factorized"]).eval()
-    hyper = build_model(TINY["hyperprior"]).eval()
+    fact = build_codec_model(TINY["factorized"]).eval()
+    hyper = build_codec_model(TINY["hyperprior"]).eval()
     with pytest.raises(CodecError, match="architecture"):
         CompressionModel(fact, EntropyParameters.build(hyper))
 
