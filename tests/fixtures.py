@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,7 @@ from PIL import Image
 from lossylearn.data.celeba import CELEBA_ATTRIBUTES
 
 __all__ = [
+    "kill_after_shards",
     "CelebaTree",
     "FolderImage",
     "idx_bytes",
@@ -220,3 +226,21 @@ def png_claiming(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def kill_after_shards(script: str, out: Path, shards: int, *, timeout: float) -> None:
+    """Run ``python -c script out`` and SIGKILL it once ``out/shards`` holds ``shards`` shards.
+
+    Fails the calling test if the run ends (or ``timeout`` seconds pass) before it could be killed.
+    """
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)])
+    folder = Path(out) / "shards"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if folder.is_dir() and len(list(folder.glob("*.parquet"))) >= shards:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        raise AssertionError("run finished (or failed) before it could be killed")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import kill_after_shards
 
 import lossylearn
 from lossylearn.data import load_dataset
@@ -344,16 +340,7 @@ lossylearn.compress(images=x[:3000], labels=y[:3000], psnr=16, seed=4, chunk_siz
 def test_sigkill_midway_then_resume(tmp_path):
     """A real kill -9 part-way: nothing open_store accepts, and --resume gives the same bytes."""
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cut)])
-    shards = cut / "shards"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if shards.is_dir() and len(list(shards.glob("*.parquet"))) >= 3:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_shards(KILL_SCRIPT, cut, 3, timeout=120)
     assert not (cut / "manifest.json").exists()
     with pytest.raises(StoreError):
         open_store(cut)

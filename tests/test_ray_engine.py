@@ -7,14 +7,10 @@ reason (CI installs it). One local Ray serves the whole module (starting one tak
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from fixtures import kill_after_shards
 from typer.testing import CliRunner
 
 import lossylearn
@@ -88,16 +84,7 @@ def test_killed_ray_run_resumes_to_the_local_bytes(ray_local, digits, tmp_path):
     """kill -9 of a Ray run part-way (it started its own Ray); --resume on Ray completes it with
     no chunk twice and none missing, to the bytes of a local run."""
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cut)])
-    shards = cut / "shards"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if shards.is_dir() and len(list(shards.glob("*.parquet"))) >= 4:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "run finished (or failed) before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_shards(KILL_SCRIPT, cut, 4, timeout=180)
     assert not (cut / "manifest.json").exists()
     with pytest.raises(StoreError):
         open_store(cut)

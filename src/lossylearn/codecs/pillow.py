@@ -11,6 +11,7 @@ differs: its Pillow format, qualities, save parameters, and how a file is cut in
 from __future__ import annotations
 
 import io
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -123,7 +124,7 @@ def choice_option(fmt: str, option: str, value: object, choices: tuple[str, ...]
     return value  # type: ignore[return-value]
 
 
-class PillowCodec:
+class PillowCodec(ABC):
     """A :class:`~lossylearn.codecs.base.Codec` over a Pillow format (see the module docstring).
 
     Subclasses set the class attributes and implement :meth:`save_params`, :meth:`strip`,
@@ -147,21 +148,21 @@ class PillowCodec:
 
     # -- what each codec states --------------------------------------------------------------
 
+    @abstractmethod
     def save_params(self, channels: int, quality: int) -> dict[str, Any]:
         """Pillow's save parameters for an image of ``channels`` channels at ``quality``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def strip(self, file: bytes, image: np.ndarray, quality: int) -> bytes:
         """The payload of ``file``, the file Pillow wrote for ``image`` at ``quality``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rebuild(self, payload: bytes, quality: int, shape: tuple[int, int, int]) -> bytes:
         """The standard file of a stored ``payload``; CodecError if it cannot be one."""
-        raise NotImplementedError
 
+    @abstractmethod
     def settings(self) -> dict[str, Any]:
         """The codec's options and conventions for :meth:`config` (name and versions aside)."""
-        raise NotImplementedError
 
     def shared(self, quality: int, shape: tuple[int, int, int]) -> bytes:
         """The bytes stored once per store (default: none)."""
@@ -169,6 +170,7 @@ class PillowCodec:
 
     def check_payload(self, payload: bytes) -> None:
         """Checks :meth:`decode` makes before rebuilding the file (default: none)."""
+        return None
 
     def read(self, file: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         """The image of ``shape`` that the standard ``file`` holds."""

@@ -149,6 +149,7 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
             warn(f"{out} already holds this run's complete store; nothing to do")
             return read_manifest(out)
         done = state.valid_chunks()
+        state.chunks = dict(done)  # forget records whose shard is gone or altered
         if 0 not in done:
             try:
                 noisy0 = noise_chunk(task(0, None, math.nan))
@@ -169,17 +170,14 @@ def _run(plan: CompressPlan, warn: Callable[[str], None]) -> Manifest:
                         "target": target,
                     }
                 first = finish_chunk(task(0, quality, target), noisy0)
-            except (
-                Exception
-            ):  # refused before any shard: leave nothing that blocks the fixed command
+            except Exception:
+                # Refused before any shard: leave nothing that blocks the corrected command.
                 abandon(state, created)
                 raise
             done[0] = first.result.to_dict()
-            state.chunks = dict(done)
             state.record(first.result, first.clean.to_dict())
         assert state.match is not None
         quality, target = state.match.get("quality"), float(state.match["target"])
-        state.chunks = dict(done)
 
         todo = [k for k in range(n_chunks) if k not in done]
         bar, bar_task = _progress(run.progress, n, sum(r["n_images"] for r in done.values()))
