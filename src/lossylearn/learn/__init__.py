@@ -11,7 +11,14 @@ from __future__ import annotations
 from ..progress import progress_bars
 from .attacks import ATTACKS, fgsm, pgd
 from .devices import DEVICE_NAMES, resolve_device, seeded, torch_threads
-from .evaluate import Accuracy, accuracy, adversarial_images, float_to_uint8, predict
+from .evaluate import (
+    Accuracy,
+    accuracy,
+    adversarial_images,
+    fgsm_images,
+    float_to_uint8,
+    predict,
+)
 from .models import (
     MODEL_NAMES,
     LeNet,
@@ -24,7 +31,7 @@ from .models import (
     load_checkpoint,
     save_checkpoint,
 )
-from .tensors import check_images, images_to_tensor, random_shift, to_float_batch
+from .tensors import channels_last, check_images, images_to_tensor, random_shift, to_float_batch
 from .train import ClassifierTrainConfig, TrainResult, train_classifier
 
 __all__ = [
@@ -41,10 +48,12 @@ __all__ = [
     "accuracy",
     "adversarial_images",
     "build_model",
+    "channels_last",
     "check_images",
     "count_parameters",
     "default_model_name",
     "fgsm",
+    "fgsm_images",
     "float_to_uint8",
     "images_to_tensor",
     "load_checkpoint",

@@ -6,13 +6,15 @@ cross-entropy of the true labels, and keep the result a valid image (clamped to 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..errors import LossylearnError
 
-__all__ = ["fgsm", "pgd", "ATTACKS"]
+__all__ = ["fgsm", "fgsm_many", "pgd", "ATTACKS"]
 
 ATTACKS: tuple[str, ...] = ("fgsm", "pgd")
 
@@ -33,14 +35,25 @@ def _check(x: torch.Tensor, epsilon: float) -> None:
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
     """x_adv = clamp(x + epsilon * sign(grad_x CE(model(x), y)), 0, 1)."""
-    _check(x, epsilon)
+    return fgsm_many(model, x, y, (epsilon,))[0]
+
+
+def fgsm_many(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float]
+) -> list[torch.Tensor]:
+    """:func:`fgsm` at each of ``epsilons`` from ONE gradient: the sign of the input gradient at
+    ``x`` does not depend on epsilon, so a sweep of k epsilons costs one backward pass, not k."""
+    for eps in epsilons:
+        _check(x, eps)
     was_training = model.training
     model.eval()
     try:
-        if epsilon == 0:
-            return x.detach().clone()
-        grad = _input_grad(model, x, y)
-        return (x.detach() + epsilon * grad.sign()).clamp_(0.0, 1.0)
+        x0 = x.detach()
+        sign = _input_grad(model, x, y).sign() if any(e > 0 for e in epsilons) else None
+        return [
+            x0.clone() if eps == 0 or sign is None else (x0 + eps * sign).clamp_(0.0, 1.0)
+            for eps in epsilons
+        ]
     finally:
         model.train(was_training)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,15 +11,16 @@ import torch
 from torch import nn
 
 from ..errors import LossylearnError
-from .attacks import ATTACKS, fgsm, pgd
+from .attacks import ATTACKS, fgsm_many, pgd
 from .devices import resolve_device
-from .tensors import to_float_batch
+from .tensors import channels_last, to_float_batch
 
 __all__ = [
     "Accuracy",
     "predict",
     "accuracy",
     "adversarial_images",
+    "fgsm_images",
     "float_to_uint8",
 ]
 
@@ -40,8 +42,8 @@ class Accuracy:
 def _as_float(batch: torch.Tensor) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [0, 1]; float NCHW passes through."""
     if batch.dtype == torch.uint8:
-        return to_float_batch(batch)
-    return batch.float()
+        return channels_last(to_float_batch(batch))
+    return channels_last(batch.float())
 
 
 def _as_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -114,20 +116,41 @@ def adversarial_images(
     """
     if attack not in ATTACKS:
         raise LossylearnError(f"unknown attack {attack!r}; known: {', '.join(ATTACKS)}")
+    if attack == "fgsm":
+        return fgsm_images(model, images, labels, (epsilon,), batch_size=batch_size, device=device)[0]
+    gen = torch.Generator().manual_seed(seed)
+    out: list[torch.Tensor] = []
+    for xb, yb in _batches(images, labels, batch_size, device):
+        out.append(pgd(model, xb, yb, epsilon, steps=pgd_steps, generator=gen).cpu())
+    return torch.cat(out)
+
+
+def fgsm_images(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    epsilons: tuple[float, ...] | list[float],
+    *,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> list[torch.Tensor]:
+    """FGSM versions of uint8 test images at each of ``epsilons`` (one list entry per epsilon,
+    float (N, C, H, W) in [0, 1] on CPU), from one input gradient per batch."""
+    per_eps: list[list[torch.Tensor]] = [[] for _ in epsilons]
+    for xb, yb in _batches(images, labels, batch_size, device):
+        for acc, adv in zip(per_eps, fgsm_many(model, xb, yb, epsilons), strict=True):
+            acc.append(adv.cpu())
+    return [torch.cat(parts) for parts in per_eps]
+
+
+def _batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, device: str
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     dev = resolve_device(device)
     x = _as_tensor(images)
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    gen = torch.Generator().manual_seed(seed)
-    out: list[torch.Tensor] = []
     for i in range(0, len(x), batch_size):
-        xb = _as_float(x[i : i + batch_size].to(dev))
-        yb = y[i : i + batch_size].to(dev)
-        if attack == "fgsm":
-            adv = fgsm(model, xb, yb, epsilon)
-        else:
-            adv = pgd(model, xb, yb, epsilon, steps=pgd_steps, generator=gen)
-        out.append(adv.cpu())
-    return torch.cat(out)
+        yield _as_float(x[i : i + batch_size].to(dev)), y[i : i + batch_size].to(dev)
 
 
 def float_to_uint8(x: torch.Tensor) -> np.ndarray:

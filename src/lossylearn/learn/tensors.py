@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..errors import LossylearnError
 from .devices import resolve_device
 
-__all__ = ["check_images", "images_to_tensor", "random_shift", "to_float_batch"]
+__all__ = ["channels_last", "check_images", "images_to_tensor", "random_shift", "to_float_batch"]
 
 
 def check_images(images: object) -> np.ndarray:
@@ -31,6 +31,14 @@ def check_images(images: object) -> np.ndarray:
 def to_float_batch(batch: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1] on the batch's own device."""
     return batch.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def channels_last(batch: torch.Tensor) -> torch.Tensor:
+    """A 4-D float batch in channels-last memory (same values and shape). Convolutions and
+    pooling of a model kept in that layout (``model.to(memory_format=torch.channels_last)``) run
+    1.4x (training step) to 2.5x (forward) faster on a CPU core than in NCHW memory
+    (``benchmarks/train_throughput.py``)."""
+    return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 
 def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

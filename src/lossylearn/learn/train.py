@@ -22,7 +22,7 @@ from ..errors import LossylearnError
 from ..progress import progress_bars
 from .devices import resolve_device, seeded, torch_threads
 from .models import ModelConfig, build_model
-from .tensors import check_images, random_shift, to_float_batch
+from .tensors import channels_last, check_images, random_shift, to_float_batch
 
 __all__ = ["ClassifierTrainConfig", "TrainResult", "train_classifier"]
 
@@ -137,7 +137,7 @@ def train_classifier(
     imgs, labs = _check_inputs(images, labels, model_config, cfg)
     device = resolve_device(cfg.device)
     with torch_threads(cfg.threads), seeded(cfg.seed, device):
-        model = build_model(model_config).to(device)
+        model = build_model(model_config).to(device, memory_format=torch.channels_last)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         x_all = torch.from_numpy(np.ascontiguousarray(imgs))
         y_all = torch.from_numpy(labs)
@@ -183,7 +183,7 @@ def train_classifier(
                         flip = flip.to(device)
                         xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
                     xb = random_shift(xb, cfg.shift, gen)
-                    logits = model(xb)
+                    logits = model(channels_last(xb))
                     loss = loss_fn(logits, yb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

@@ -88,7 +88,7 @@ def evaluate(
 ) -> list[Accuracy]:
     """Accuracies on the clean, noisy and LCoN test sets and under FGSM; ``full`` adds
     LCoN-processed FGSM (the paper's LCoN-adv) and PGD."""
-    from lossylearn.learn import accuracy, adversarial_images, float_to_uint8
+    from lossylearn.learn import accuracy, adversarial_images, fgsm_images, float_to_uint8
     from lossylearn.pipeline import lcon_transform
 
     c, dev, n = config, config.device, len(tests.labels)
@@ -97,8 +97,8 @@ def evaluate(
         for name, images in (("clean", tests.clean), ("noisy", tests.noisy), ("lcon", tests.lcon))
     ]
     ax, ay = tests.clean[: c.adv_n_test], tests.labels[: c.adv_n_test]
-    for k, eps in enumerate(c.fgsm_eps):
-        adv = adversarial_images(model, ax, ay, attack="fgsm", epsilon=eps, device=dev, seed=seed)
+    fgsm_sets = fgsm_images(model, ax, ay, c.fgsm_eps, device=dev)
+    for k, (eps, adv) in enumerate(zip(c.fgsm_eps, fgsm_sets, strict=True)):
         out.append(Accuracy("fgsm", float(eps), accuracy(model, adv, ay, device=dev), len(ay)))
         if full:
             lc = lcon_transform(
