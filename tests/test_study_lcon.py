@@ -134,6 +134,7 @@ def test_quick_profile_results_cover_schemes_test_sets_and_calibration(quick: Pa
         "lcon_close_to_clean",
         "lcon_more_robust_fgsm",
         "fig3_peak_at_matched",
+        "fig3_matched_cheapest_without_loss",
     }
 
     with (quick / "results.csv").open() as fh:

@@ -18,6 +18,7 @@ from lossylearn.studies import (
     ResultRow,
     calibrate_storage,
     check_claims,
+    fig3_claims,
     largest_prefix,
     profile_config,
     summarize,
@@ -99,6 +100,35 @@ def test_claims_hold_and_fail_with_reasons() -> None:
     # Peak far from the matched distortion fails.
     far = check_claims(summarize(rows), sweep_matched=1600.0)
     assert next(c for c in far if c.name == "fig3_peak_at_matched").holds is False
+
+
+def _sweep_rows(curve: dict[float, list[float]]) -> list[ResultRow]:
+    return [
+        _row(16, "lcon", x, a, seed=k, sweep="distortion", target=t, achieved=t)
+        for t, accs in curve.items() for k, a in enumerate(accs) for x in ("clean", "noisy", "lcon")
+    ]  # fmt: skip
+
+
+def test_fig3_verdicts_use_the_seeds_spread() -> None:
+    # A flat plateau (differences well inside the seeds' spread) that ends at the matched point:
+    # not a peak, but the matched point is the cheapest distortion without loss.
+    plateau = _sweep_rows({25.0: [0.89, 0.91, 0.90], 50.0: [0.90, 0.92, 0.90],
+                           100.0: [0.88, 0.91, 0.90], 200.0: [0.80, 0.81, 0.79]})  # fmt: skip
+    claims = {c.name: c for c in fig3_claims(summarize(plateau), 100.0)}
+    assert claims["fig3_peak_at_matched"].holds is False
+    assert claims["fig3_matched_cheapest_without_loss"].holds is True
+    assert claims["fig3_peak_at_matched"].detail.startswith("a plateau ending at the matched")
+    # The same means with no spread between seeds: 50 alone is best, away from 100 by a factor 2.
+    tight = _sweep_rows({25.0: [0.90] * 3, 50.0: [0.907] * 3, 100.0: [0.897] * 3, 200.0: [0.80] * 3})
+    claims = {c.name: c for c in fig3_claims(summarize(tight), 100.0)}
+    assert claims["fig3_peak_at_matched"].holds is False
+    assert claims["fig3_matched_cheapest_without_loss"].holds is False
+    assert claims["fig3_peak_at_matched"].detail.startswith("no peak near the matched distortion")
+    # A clear interior peak at the matched point holds both.
+    peak = _sweep_rows({25.0: [0.80, 0.81, 0.79], 100.0: [0.90, 0.91, 0.90], 400.0: [0.70] * 3})
+    claims = {c.name: c for c in fig3_claims(summarize(peak), 100.0)}
+    assert claims["fig3_peak_at_matched"].holds is True
+    assert claims["fig3_matched_cheapest_without_loss"].holds is True
 
 
 def test_profiles_and_overrides() -> None:

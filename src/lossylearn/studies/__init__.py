@@ -11,7 +11,7 @@ from lossylearn.studies.common import lazy_exports
 _HOME = {
     "CodedSizes": "lcon.budget", "SchemeBudget": "lcon.budget",
     "calibrate_storage": "lcon.budget", "largest_prefix": "lcon.budget",
-    "Claim": "lcon.claims", "check_claims": "lcon.claims",
+    "Claim": "lcon.claims", "check_claims": "lcon.claims", "fig3_claims": "lcon.claims",
     "CodecTrainingConfig": "lcon.codec_training", "matched_checkpoint": "lcon.codec_training",
     "LAPLACE_PSNRS": "lcon.config", "PAPER_PSNRS": "lcon.config", "PROFILES": "lcon.config",
     "StudyConfig": "lcon.config", "profile_config": "lcon.config",
