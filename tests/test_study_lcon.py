@@ -169,6 +169,32 @@ def test_quick_profile_writes_figures_and_self_contained_report(quick: Path) -> 
 
 
 @pytest.mark.slow
+def test_quick_profile_reproduces_the_committed_results(quick: Path) -> None:
+    """results/lcon-quick/ holds this profile's committed run: the same settings, and accuracies
+    within 3 points per (sweep, training scheme, test set), averaged over the grid (single models
+    trained on 68 to 1,000 digits can move more than that between processors)."""
+    committed = json.loads(
+        (Path(__file__).resolve().parent.parent / "results" / "lcon-quick" / "results.json").read_text()
+    )
+    ours = json.loads((quick / "results.json").read_text())
+    ignore = ("device", "threads", "workers", "progress")
+    assert {k: v for k, v in ours["config"].items() if k not in ignore} == {
+        k: v for k, v in committed["config"].items() if k not in ignore
+    }
+
+    def means(res: dict) -> dict[tuple[str, str, str], float]:
+        groups: dict[tuple[str, str, str], list[float]] = {}
+        for r in res["rows"]:
+            groups.setdefault((r["sweep"], r["train"], r["test"]), []).append(r["accuracy"])
+        return {k: sum(v) / len(v) for k, v in groups.items()}
+
+    a, b = means(ours), means(committed)
+    assert a.keys() == b.keys()
+    off = {k: round(100 * (a[k] - b[k]), 1) for k in a if abs(a[k] - b[k]) > 0.03}
+    assert not off, f"accuracy points off the committed run: {off}"
+
+
+@pytest.mark.slow
 def test_rerun_with_other_settings_is_refused(quick: Path) -> None:
     args = ["--profile", "quick", "--out", str(quick), "--psnr", "12", "--no-progress"]
     res = runner.invoke(root, ["study", "lcon", *args])  # errors: the root command's one path

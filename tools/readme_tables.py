@@ -117,7 +117,7 @@ def lcon_tables(res: dict[str, Any]) -> str:
     if sweep:
         matched = res.get("sweep_matched_distortion")
         out.append(
-            f"\nFig. 3 (PSNR {sweep[0]['psnr']:g} dB, LCoN-trained on the whole store, codec "
+            f"\nFig. 3 (PSNR {sweep[0]['psnr']:.1f} dB, LCoN-trained on the whole store, codec "
             f"{metric.upper()} target swept around the matched {matched:g}): accuracy % "
             "(mean +- standard deviation over seeds)\n\n"
         )
@@ -130,15 +130,20 @@ def lcon_tables(res: dict[str, Any]) -> str:
             cells = [f"{t:g}" + (" (matched)" if matched and math.isclose(t, matched) else ""),
                      f"{rs[0]['achieved_distortion']:.0f}", f"{rs[0]['bits_per_pixel']:.3f}"]  # fmt: skip
             for test in ("clean", "noisy", "lcon"):
-                m, sd, _ = _stats(r["accuracy"] for r in rs if r["test"] == test)
-                cells.append(f"{_pct(m)} +- {100 * sd:.1f}")
+                m, sd, k = _stats(r["accuracy"] for r in rs if r["test"] == test)
+                cells.append(_pct(m) + (f" +- {100 * sd:.1f}" if k > 1 else ""))
             lines.append(cells)
         out.append(_table(["target", "reached", "bpp", "clean test", "noisy test", "LCoN test"],
                           lines))  # fmt: skip
-    out.append("\nThe paper's claims, checked by the study:\n\n")
+    out.append("\nThe paper's claims, checked by the study (`claims` in results.json has the full "
+               "evidence):\n\n")
+    shown: set[str] = set()
     for c in res["claims"]:
         verdict = {True: "holds", False: "does not hold", None: "not tested"}[c["holds"]]
-        out.append(f"- **{verdict}**: {c['statement']}. {c['detail']}\n")
+        detail = c["detail"].split(". Codec:")[0]  # the codec's own explanation stays in the file
+        out.append(f"- **{verdict}**: {c['statement']}" + ("" if detail in shown else f". {detail}")
+                   + "\n")
+        shown.add(detail)
     return "".join(out)
 
 
