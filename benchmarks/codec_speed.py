@@ -2,8 +2,18 @@
 
     .venv/bin/python benchmarks/codec_speed.py [--checkpoint CK] [--quality Q] [--images 1000]
         [--data-dir /path/to/mnist] [--threads 1] [--train-steps 30] [--competitors 1]
+        [--ladder] [--eval-data-dir ../shared/data/mnist]
 
 Prints JSON:
+
+* ``ladder`` (with ``--ladder``): the issue-15 recipe timed end to end: ``codec train`` with its
+  defaults on the embedded MNIST digits for lambdas 0.002, 0.006, 0.02, 0.06, then ``codec eval``
+  on 2000 test digits: training minutes, BD-rate against JPEG and WebP, and whether the goals
+  (<= -45% and <= -20%) are met. Takes as long as the training (minutes).
+* ``compress``: ``lossylearn.compress`` of the same embedded noisy digits (Gaussian, PSNR 20,
+  one worker, seeded) with ``--codec jpeg`` and with ``--codec learned`` (``--checkpoint``, the
+  ``ladder`` checkpoint, or else an untrained model of the same speed class): wall and CPU
+  seconds, images/s, and the learned/JPEG throughput ratios (goal: >= 0.25).
 
 * ``coding``: images/second of encode (image -> real bytes) and decode (bytes -> uint8 image) for
   the learned codec (batched, as a store writer calls it) and for JPEG (one image at a time: Pillow
@@ -210,6 +220,78 @@ def training_speed(steps: int, competitors: int, batch: int = 16) -> dict:
     return out
 
 
+LADDER = (0.002, 0.006, 0.02, 0.06)
+GOALS = {"jpeg": -45.0, "webp": -20.0}
+
+
+def ladder_run(folder: Path, eval_dir: Path | None) -> dict:
+    """``codec train`` (defaults) for :data:`LADDER`, then ``codec eval`` on 2000 test digits."""
+    from lossylearn.pipeline.codec_data import evaluate_checkpoint, train_from_dataset
+
+    load = os.getloadavg()
+    started = time.perf_counter()
+    summary = train_from_dataset(
+        dataset="mnist", out=folder / "ladder", lmbdas=list(LADDER), overwrite=True
+    )
+    minutes = (time.perf_counter() - started) / 60.0
+    result = evaluate_checkpoint(
+        checkpoint=summary.checkpoint, dataset="mnist", out=folder / "eval",
+        data_dir=eval_dir, limit=2000, baselines=("jpeg", "webp"),
+    )  # fmt: skip
+    learned = [
+        {"lmbda": r.lmbda, "bpp": r.bpp, "bpp_estimated": r.bpp_estimated, "psnr": r.psnr}
+        for r in result.rows
+        if r.codec == "learned"
+    ]
+    return {
+        "checkpoint": str(summary.checkpoint),
+        "command": "lossylearn codec train --dataset mnist --distortion mse "
+        + " ".join(f"--lmbda {v}" for v in LADDER),
+        "train_minutes": minutes,
+        "load_average_before": list(load),
+        "load_average_after": list(os.getloadavg()),
+        "eval_images": result.n_images,
+        "eval_data": str(eval_dir) if eval_dir else "embedded MNIST test split",
+        "learned": learned,
+        "bd_rate": result.bd_rate,
+        "goals": GOALS,
+        "goals_met": {
+            k: (v is not None and v <= GOALS[k]) for k, v in result.bd_rate.items() if k in GOALS
+        },
+    }
+
+
+def compress_speed(checkpoint: Path, folder: Path) -> dict:
+    """``compress`` of the embedded digits with JPEG and with the learned codec, one worker."""
+    from lossylearn.pipeline.runner import compress
+
+    load_dataset("mnist")  # both runs then read the same, already-parsed data
+    rows = {}
+    for name, options in (("jpeg", {}), ("learned", {"checkpoint": str(checkpoint)})):
+        load = os.getloadavg()[0]
+        wall, cpu = time.perf_counter(), time.process_time()
+        manifest = compress(
+            dataset="mnist", noise="gaussian", psnr=20, codec=name, codec_options=options,
+            out=str(folder / f"store-{name}"), workers=1, seed=1, progress=False,
+            overwrite=True, warn=lambda _msg: None,
+        )  # fmt: skip
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        n = manifest.n_images
+        rows[name] = {
+            "images": n, "wall_s": wall, "cpu_s": cpu, "images_per_s": n / wall,
+            "images_per_cpu_s": n / cpu, "load_average_1min": load,
+        }  # fmt: skip
+    return {
+        **rows,
+        "learned_over_jpeg": {
+            "throughput_wall": rows["learned"]["images_per_s"] / rows["jpeg"]["images_per_s"],
+            "throughput_cpu": rows["learned"]["images_per_cpu_s"]
+            / rows["jpeg"]["images_per_cpu_s"],
+            "goal": 0.25,
+        },
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, default=None)
@@ -225,6 +307,9 @@ def main() -> None:
         "--competitors", type=int, default=1, help="busy processes beside the contended runs"
     )
     ap.add_argument("--skip-coding", action="store_true", help="only the training figures")
+    ap.add_argument("--skip-training", action="store_true", help="no per-step training figures")
+    ap.add_argument("--ladder", action="store_true", help="time the issue-15 ladder (minutes)")
+    ap.add_argument("--eval-data-dir", type=Path, default=None, help="MNIST folder for eval")
     ap.add_argument("--train-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.train_probe is not None:  # child process of training_speed()
@@ -233,11 +318,16 @@ def main() -> None:
 
     ds = load_dataset("mnist", args.data_dir)
     images = ds.test_images[: args.images]
-    training = training_speed(args.train_steps, args.competitors)  # before torch threads change
+    training = (
+        None if args.skip_training else training_speed(args.train_steps, args.competitors)
+    )  # before torch threads change
     torch.set_num_threads(args.threads)
-    coding = None
-    if not args.skip_coding:
-        with tempfile.TemporaryDirectory() as tmp:
+    coding = ladder = pipeline = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.ladder:
+            ladder = ladder_run(Path(tmp), args.eval_data_dir)
+            args.checkpoint = args.checkpoint or Path(ladder["checkpoint"])
+        if not args.skip_coding:
             path = args.checkpoint or _untrained_checkpoint(Path(tmp))
             codec = LearnedCodec(path)
             quality = (
@@ -246,6 +336,7 @@ def main() -> None:
                 else codec.qualities[len(codec.qualities) // 2]
             )
             coding = coding_speed(codec, quality, images, args.repeats)
+            pipeline = compress_speed(path, Path(tmp))
     report = {
         "images": int(len(images)),
         "image_shape": [int(v) for v in images.shape[1:]],
@@ -256,6 +347,8 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
         "coding": coding,
+        "compress": pipeline,
+        "ladder": ladder,
         "training": training,
     }
     print(json.dumps(report, indent=2))

@@ -24,13 +24,34 @@ from lossylearn.studies.urdc.metrics import estimate_w1
 from lossylearn.studies.urdc.models import (
     CLASSIFIER,
     ConvDecoder,
+    Critic,
     Encoder,
     NetConfig,
     build_decoder,
 )
 from lossylearn.studies.urdc.quantizer import DitheredQuantizer
 from lossylearn.studies.urdc.study import get_profile, plan_models
-from lossylearn.studies.urdc.train import Head, Objective, UrdcTrainConfig, train_codec
+from lossylearn.studies.urdc.train import (
+    Head,
+    Objective,
+    UrdcTrainConfig,
+    critic_step,
+    train_codec,
+)
+
+
+def _time_critic(x: torch.Tensor, channels_last: bool, steps: int) -> tuple[float, float]:
+    """Wall and CPU seconds per WGAN-GP critic step (batch 64) in NCHW or NHWC memory."""
+    with seeded(0):
+        critic = Critic(channels_last=channels_last)
+    opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.9))
+    gen = torch.Generator().manual_seed(0)
+    real, fake = x[:64], x[64:128].flip(-1)
+    critic_step(critic, opt, real, fake, gp_weight=10.0, generator=gen)  # warm-up
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        critic_step(critic, opt, real, fake, gp_weight=10.0, generator=gen)
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def _time_train(
@@ -121,13 +142,20 @@ def main() -> None:
         estimate_w1(x, x.flip(0), x[:256], x[:256].flip(0), steps=args.steps, seed=0)
         timings["w1_eval_critic_step"] = (time.perf_counter() - t0) / args.steps
         cpu_timings["w1_eval_critic_step"] = (time.process_time() - c0) / args.steps
+        # the same WGAN-GP step with the critic in NHWC (the study's) and NCHW memory
+        for layout, cl in (("nhwc", True), ("nchw", False)):
+            key = f"critic_step_{layout}"
+            timings[key], cpu_timings[key] = _time_critic(x, cl, args.steps)
 
     # the paper profile's cost from these step times: 5,000 training digits, each model's epochs
     prof = get_profile("paper")
     steps_per_epoch = UrdcTrainConfig().steps_per_epoch(5000)
     plan = plan_models(prof)
     total_steps = sum(prof.epochs_of(s.kind, s.objectives) * steps_per_epoch for s in plan)
-    n_decoders_evaluated = sum(s.kind != "shared" for s in plan)
+    # a fresh W1 critic for every decoder, or (w1_all_decoders False) the perception curves' only
+    n_decoders_evaluated = sum(
+        s.kind != "shared" and (prof.w1_all_decoders or "perception" in s.curves) for s in plan
+    )
 
     def model_seconds(kind: str, timings: dict[str, float]) -> float:
         total = 0.0
@@ -156,6 +184,11 @@ def main() -> None:
         "batch_size": 64,
         "load_average_1min_at_start": round(load_before, 2),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "critic_step_speedup_nhwc_vs_nchw_cpu": round(
+            cpu_timings.get("critic_step_nchw", float("nan"))
+            / cpu_timings.get("critic_step_nhwc", float("nan")),
+            2,
+        ),
         "seconds_per_step": {k: round(v, 5) for k, v in timings.items()},
         "cpu_seconds_per_step": {k: round(v, 5) for k, v in cpu_timings.items()},
         "steps_per_second": {k: round(1.0 / v, 2) for k, v in timings.items()},
@@ -170,6 +203,10 @@ def main() -> None:
             "cpu_hours_training_conv_decoder": round(model_seconds("conv", cpu_timings) / 3600, 2),
             "cpu_hours_training_mlp_decoder": round(model_seconds("mlp", cpu_timings) / 3600, 2),
             "cpu_hours_w1_evaluation": round(w1_seconds(cpu_timings) / 3600, 2),
+            # --engine ray --threads 1 on 2 cores: two models at a time, if the load spreads evenly
+            "cpu_minutes_mlp_total_over_2_workers": round(
+                (model_seconds("mlp", cpu_timings) + w1_seconds(cpu_timings)) / 120, 1
+            ),
         },
     }
     print(json.dumps(report, indent=2))

@@ -17,11 +17,12 @@ from lossylearn.learn import build_model, images_to_tensor
 from lossylearn.studies.urdc.metrics import (
     classifier_scores,
     codec_metrics,
+    critic_gap,
     estimate_w1,
     receive,
     transmit,
 )
-from lossylearn.studies.urdc.models import CLASSIFIER, Encoder, NetConfig, build_decoder
+from lossylearn.studies.urdc.models import CLASSIFIER, Critic, Encoder, NetConfig, build_decoder
 from lossylearn.studies.urdc.quantizer import DitheredQuantizer
 
 TINY = [
@@ -66,6 +67,11 @@ def _check_against_saved_models(out: Path, doc: dict) -> None:
         rec, symbols = receive(data, dec)
         rec_tr, _ = receive(transmit(enc, q, x_tr, seed=0)[0], dec)
         w1 = estimate_w1(x_tr, rec_tr, x_te, rec, steps=3, seed=7)  # --w1-steps 3, seed + 7
+        # a decoder trained with a W1 term also reports its own training critic's test gap
+        trained_critic = None
+        if (folder / "critic.pt").is_file():
+            trained_critic = critic_gap(_load(Critic(), folder / "critic.pt"), x_te, rec)
+        assert (trained_critic is None) == (r["lambda_p"] == 0), r["model"]
         m = codec_metrics(
             recon=rec,
             originals=x_te,
@@ -75,10 +81,14 @@ def _check_against_saved_models(out: Path, doc: dict) -> None:
             quantizer=q,
             classifier=classifier,
             w1=w1,
+            w1_training_critic=trained_critic,
         ).to_dict()
         assert {k: r[k] for k in m} == {
-            **{k: pytest.approx(v, rel=1e-6) for k, v in m.items()},
+            **{k: v if v is None else pytest.approx(v, rel=1e-6) for k, v in m.items()},
             "w1": pytest.approx(w1, rel=1e-3),
+            "w1_training_critic": None
+            if trained_critic is None
+            else pytest.approx(trained_critic, rel=1e-3, abs=1e-5),
         }, r["model"]
         assert r["rate_bits"] == net.latent_dim * math.log2(net.levels)
 
@@ -111,7 +121,7 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
     ]
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "src='http" not in page
-    for fig in ("fig_rdc.png", "fig_rdp.png", "fig_rdc_rates.png"):
+    for fig in ("fig_rdc.png", "fig_rdp.png", "fig_rdc_rates.png", "fig_penalty.png"):
         assert (out / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # a rerun with the same settings reloads every model and reproduces the rows exactly

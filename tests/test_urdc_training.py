@@ -244,9 +244,9 @@ def test_plans_cover_the_grids() -> None:
     assert set(mse_only.curves) == {"classification", "perception"}
     prof = get_profile("paper")
     paper = plan_models(prof)
-    # 4.755 bits: 4 lambda_c + lambda_p 0.015 (lambda_p = 0 is the MSE-only model); 6 and 8 bits: the
-    # grids' endpoints, c0 (both curves), c0.015, p0.015
-    assert sum(s.kind == "end-to-end" for s in paper) == 5 + 2 * 3
+    # 4.755 bits: 4 lambda_c + 3 lambda_p > 0 (lambda_p = 0 is the MSE-only model); 6 and 8 bits:
+    # the grids' endpoints, c0 (both curves), c0.015, p0.015
+    assert sum(s.kind == "end-to-end" for s in paper) == 7 + 2 * 3
     # the universal rate's models come first, the other rates' perception models last
     first_other = next(i for i, s in enumerate(paper) if s.rate != prof.universal_rate)
     assert all(s.rate != prof.universal_rate for s in paper[first_other:])

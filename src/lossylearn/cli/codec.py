@@ -12,7 +12,15 @@ from typing import Annotated
 
 import typer
 
-from lossylearn.cli.parse import Architecture, DeviceOpt, Distortion, TrainNoise, ints, strings
+from lossylearn.cli.parse import (
+    Architecture,
+    DeviceOpt,
+    Distortion,
+    TrainNoise,
+    choices,
+    ints,
+    strings,
+)
 from lossylearn.errors import LossylearnError
 from lossylearn.pipeline.codec_data import (
     DEFAULT_THREADS,
@@ -21,6 +29,10 @@ from lossylearn.pipeline.codec_data import (
 )
 
 __all__ = ["app"]
+
+Recipe = choices("Recipe", ("joint", "separate"))
+LEARNING_RATES = {"joint": 2e-3, "separate": 1e-3}
+"""Default Adam learning rate of each recipe (``--lr`` overrides)."""
 
 app = typer.Typer(
     help="Train and evaluate the learned (neural) image codec.",
@@ -33,6 +45,10 @@ def _threads(threads: int) -> int:
     if threads < 1:
         raise LossylearnError(f"--threads must be at least 1, got {threads}")
     return threads
+
+
+def _recipe(recipe: object) -> str:
+    return str(getattr(recipe, "value", recipe))
 
 
 @app.command("train")
@@ -74,12 +90,25 @@ def train_cmd(
     preset: Annotated[
         str | None, typer.Option(help="Model size: mnist (28x28 grey) or rgb64 (64x64 RGB).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs for the first model.")] = 10,
+    recipe: Annotated[
+        Recipe,  # type: ignore[valid-type]
+        typer.Option(
+            help="Ladder training: joint (one variable-rate network for all --lmbda, the cost of "
+            "one model) or separate (one model per lambda)."
+        ),
+    ] = Recipe.joint,  # type: ignore[attr-defined]
+    epochs: Annotated[
+        int, typer.Option(help="Passes over the images (per lambda with --recipe joint).")
+    ] = 10,
     finetune_epochs: Annotated[
         int | None, typer.Option(help="Warm-start further models for this many epochs.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per step (per lambda with --recipe joint).")
+    ] = 16,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam learning rate (default 2e-3 joint, 1e-3 separate).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialization, batches and noise.")] = 0,
     device: DeviceOpt = "auto",
     threads: Annotated[
@@ -103,15 +132,19 @@ def train_cmd(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train a learned codec (one lambda, a lambda ladder, or a target distortion)."""
+    """Train a learned codec (one lambda, a lambda ladder, or a target distortion).
+
+    The defaults are the fast recipe: one variable-rate network for all --lmbda at once.
+    """
     summary = train_from_dataset(
         dataset=dataset, out=out, data_dir=data_dir, split=split, limit=limit,
         distortion=distortion.value if distortion else None, lmbdas=lmbda or None,
         target=target_distortion, noise=noise.value, noise_scale=noise_scale,
         architecture=architecture.value, preset=preset, epochs=epochs,
-        finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed,
+        finetune_epochs=finetune_epochs, batch_size=batch_size,
+        lr=lr if lr is not None else LEARNING_RATES[_recipe(recipe)], seed=seed,
         device=device, tolerance=tolerance, max_rounds=max_rounds, max_steps=max_steps,
-        overwrite=overwrite, progress=progress, threads=_threads(threads),
+        overwrite=overwrite, progress=progress, threads=_threads(threads), recipe=_recipe(recipe),
     )  # fmt: skip
     for r in summary.rungs:
         typer.echo(

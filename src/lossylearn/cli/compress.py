@@ -104,8 +104,33 @@ def compress(
             help="Noisy values outside 0..255: clip, or wrap mod 256 (the paper's mod-Q model)."
         ),
     ] = RangeHandling.clip,
-    codec: Annotated[str, _codec(help="jpeg | webp | avif | png | learned.")] = "jpeg",
-    codec_checkpoint: Annotated[Path | None, _codec(help="Checkpoint for --codec learned.")] = None,
+    noise_space: Annotated[
+        str,
+        _noise(
+            help="pixel: noise on the pixels (default). latent (with --codec universal): clip the "
+            "public encoder's latent to L2 norm --clip-norm, add Gaussian noise calibrated to "
+            "--epsilon/--delta per image (sensitivity 2C), quantize on the matched grid."
+        ),
+    ] = "pixel",
+    clip_norm: Annotated[
+        float | None,
+        _noise(help="--noise-space latent: clip norm C (default: the public latents' median norm)."),
+    ] = None,
+    label_epsilon: Annotated[
+        float | None,
+        _noise(
+            help="--noise-space latent: k-ary randomized response on the labels at this epsilon, "
+            "composed with the image guarantee into a per-record one (default: labels in the clear)."
+        ),
+    ] = None,
+    skip_public: Annotated[
+        bool,
+        _data(help="--codec universal with noise: leave out images the encoder was trained on."),
+    ] = False,
+    codec: Annotated[str, _codec(help="jpeg | webp | avif | png | learned | universal.")] = "jpeg",
+    codec_checkpoint: Annotated[
+        Path | None, _codec(help="Checkpoint for --codec learned, or U for --codec universal.")
+    ] = None,
     match: Annotated[
         MatchMode, _codec(help="Search one quality for the dataset, or bisect per image.")
     ] = MatchMode.dataset,
@@ -183,18 +208,23 @@ def compress(
     options: dict[str, Any] = {}
     if codec_checkpoint is not None:
         options["checkpoint"] = str(codec_checkpoint)
-    manifest = run(
-        out=out, dataset=dataset, data_dir=data_dir, split=split, attribute=attribute,
-        image_size=image_size, limit=limit, noise=noise.value, sigma=sigma, b=b, psnr=psnr,
-        epsilon=epsilon, delta=delta, sensitivity=sensitivity, unit=unit.value, discrete=discrete,
-        range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
-        target_distortion=target_distortion, match_noise=match_noise.value, tolerance=tolerance, seed=seed, workers=workers,
-        engine=engine.value, ray_address=ray_address,
-        chunk_size=chunk_size, match_sample=match_sample, resume=resume, overwrite=overwrite,
-        allow_weak_noise=allow_weak_noise, signing_key=_read_key(signing_key),
-        progress=sys.stderr.isatty() and not as_json,
-        warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
-    )  # fmt: skip
+    if codec == "universal" or noise_space != "pixel" or label_epsilon is not None:
+        from lossylearn.universal.cli_compress import compress_from_cli
+
+        manifest = compress_from_cli(locals())
+    else:
+        manifest = run(
+            out=out, dataset=dataset, data_dir=data_dir, split=split, attribute=attribute,
+            image_size=image_size, limit=limit, noise=noise.value, sigma=sigma, b=b, psnr=psnr,
+            epsilon=epsilon, delta=delta, sensitivity=sensitivity, unit=unit.value, discrete=discrete,
+            range_handling=range_handling.value, codec=codec, codec_options=options, match=match.value,
+            target_distortion=target_distortion, match_noise=match_noise.value, tolerance=tolerance, seed=seed, workers=workers,
+            engine=engine.value, ray_address=ray_address,
+            chunk_size=chunk_size, match_sample=match_sample, resume=resume, overwrite=overwrite,
+            allow_weak_noise=allow_weak_noise, signing_key=_read_key(signing_key),
+            progress=sys.stderr.isatty() and not as_json,
+            warn=lambda msg: console.print(f"[yellow]warning:[/] {msg}"),
+        )  # fmt: skip
     from lossylearn.pipeline.remote import is_remote, owner_url
     from lossylearn.store.fs import remote_url
     from lossylearn.store.owner import owner_path, read_clean_stats
@@ -250,9 +280,10 @@ def inspect(
 ) -> None:
     """Check a store (manifest digest, signature, checksums), print its manifest, and write a PNG
     grid of stored samples. The data owner also sees the clean-side figures of the owner file."""
+    from lossylearn.audit.link import read_link
     from lossylearn.store import open_store
     from lossylearn.store.owner import owner_path, read_clean_stats
-    from lossylearn.store.view import print_manifest, sample_grid
+    from lossylearn.store.view import print_audit_link, print_manifest, sample_grid
 
     path = grid or store.resolve().parent / f"{store.resolve().name}-samples.png"
     if path.is_dir():
@@ -268,6 +299,9 @@ def inspect(
         out_console.print_json(json.dumps(s.manifest.to_dict()))
     else:
         print_manifest(s.manifest, out_console, directory=store, clean=clean)
+        link = read_link(store, s.manifest.run.get("id"))
+        if link is not None:
+            print_audit_link(link, out_console)
     sample_grid(s, path, n=n)
     console.print(f"sample grid: {path}")
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from lossylearn.cli import codec, compress, study, theory
+from lossylearn.cli import audit, codec, compress, study, theory, universal
 from lossylearn.errors import LossylearnError
 from lossylearn.version import __version__
 
@@ -96,9 +96,11 @@ def _root(
 app.command()(compress.compress)
 app.command()(compress.inspect)
 app.command()(compress.export)
+app.command()(audit.audit)
 app.add_typer(study.app, name="study")
 app.add_typer(codec.app, name="codec")
 app.add_typer(theory.app, name="theory")
+app.add_typer(universal.app, name="universal")
 
 
 def main() -> None:

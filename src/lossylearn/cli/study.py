@@ -264,6 +264,16 @@ def urdc(
         max=13,
         help="Override the encoders' random input shift in pixels (paper: 2; 0 turns it off).",
     ),
+    shared_heads: str | None = typer.Option(
+        None,
+        "--shared-heads",
+        help="lambda_c of the shared encoder's heads, e.g. 0,0.015,0.05 (default: 0 and the grid's top).",
+    ),
+    shared_warm_start: bool | None = typer.Option(
+        None,
+        "--shared-warm-start/--no-shared-warm-start",
+        help="Curriculum: the shared encoder starts from the trained MSE-only encoder.",
+    ),
     device: DeviceOpt = "auto",
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch."),
     progress: bool = typer.Option(
@@ -287,6 +297,8 @@ def urdc(
         rdc_lambdas=rdc_lambdas,
         rdp_lambdas=rdp_lambdas,
         augment_shift=augment_shift,
+        shared_heads=shared_heads,
+        shared_warm_start=shared_warm_start,
     )
     result = run_study(
         prof,
@@ -311,3 +323,11 @@ def urdc(
 
 app.add_typer(lcon_app, name="lcon")
 app.add_typer(urdc_app, name="urdc")
+
+from lossylearn.cli.universal import private_app  # noqa: E402
+
+app.add_typer(private_app, name="private")
+
+from lossylearn.cli.audit import privacy_app  # noqa: E402
+
+app.add_typer(privacy_app, name="privacy")

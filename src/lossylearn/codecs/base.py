@@ -11,7 +11,7 @@ counted from these real bytes: ``payload`` per image plus ``shared_header`` once
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from lossylearn.errors import CodecError, LossylearnError
 
 __all__ = [
+    "BatchCodec",
     "CODECS",
     "Codec",
     "check_image",
@@ -60,6 +61,27 @@ class Codec(Protocol):
 
     def config(self) -> dict[str, Any]:
         """The codec's name, options and library versions, JSON-ready, for a store's manifest."""
+        ...
+
+
+@runtime_checkable
+class BatchCodec(Protocol):
+    """Optional extra of a :class:`Codec`: code many same-shaped images in one call.
+
+    A codec whose per-image cost is dominated by per-call overhead (the learned codec runs its
+    networks on a whole batch at once) implements these; :func:`lossylearn.pipeline.chunks.code_images`
+    uses them when present. The bytes must equal :meth:`Codec.encode` of each image, and
+    ``decode_batch`` must return what :meth:`Codec.decode` returns for each payload.
+    """
+
+    def encode_batch(self, images: np.ndarray, quality: int) -> list[bytes]:
+        """Payloads of uint8 images ``(N, H, W, C)``, all at ``quality``."""
+        ...
+
+    def decode_batch(
+        self, payloads: Sequence[bytes], quality: int, shape: tuple[int, int, int]
+    ) -> np.ndarray:
+        """uint8 images ``(N, *shape)`` of payloads that were all coded at ``quality``."""
         ...
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lossylearn.codecs import Codec, get_codec, image_distortion, match_quality_per_image
+from lossylearn.codecs.base import BatchCodec
 from lossylearn.imaging import absolute_error_sum, squared_error_sum
 from lossylearn.privacy import NoiseSource, NoiseSpec, add_noise
 from lossylearn.privacy.streams import chunk_stream
@@ -92,12 +93,26 @@ class CodedImages:
 
 
 def code_images(codec: Codec, noisy: np.ndarray, qualities: np.ndarray) -> CodedImages:
-    """Encode and decode each image at its quality, measuring MSE/MAE against the input."""
+    """Encode and decode each image at its quality, measuring MSE/MAE against the input.
+
+    A codec with the optional batch API (:class:`~lossylearn.codecs.base.BatchCodec`) gets one
+    ``encode_batch`` and one ``decode_batch`` call per quality present; others one call per image.
+    """
     shape = tuple(int(v) for v in noisy.shape[1:])
-    payloads = [codec.encode(img, int(q)) for img, q in zip(noisy, qualities, strict=True)]
     recon = np.empty_like(noisy)
-    for i, (payload, q) in enumerate(zip(payloads, qualities, strict=True)):
-        recon[i] = codec.decode(payload, int(q), shape)  # type: ignore[arg-type]
+    if isinstance(codec, BatchCodec):
+        slots: list[bytes] = [b""] * len(noisy)
+        for q in np.unique(qualities):
+            where = np.flatnonzero(qualities == q)
+            coded = codec.encode_batch(noisy[where], int(q))
+            recon[where] = codec.decode_batch(coded, int(q), shape)  # type: ignore[arg-type]
+            for i, payload in zip(where, coded, strict=True):
+                slots[i] = payload
+        payloads = slots
+    else:
+        payloads = [codec.encode(img, int(q)) for img, q in zip(noisy, qualities, strict=True)]
+        for i, (payload, q) in enumerate(zip(payloads, qualities, strict=True)):
+            recon[i] = codec.decode(payload, int(q), shape)  # type: ignore[arg-type]
     return CodedImages(
         payloads=payloads,
         qualities=qualities,

@@ -115,12 +115,15 @@ def train_from_dataset(
     overwrite: bool = False,
     progress: bool = False,
     threads: int | None = DEFAULT_THREADS,
+    recipe: str = "joint",
 ) -> TrainSummary:
     """Load a dataset split, optionally add noise, train a checkpoint and save it to ``out``.
 
     With ``noise`` and neither ``lmbdas`` nor ``target``, the target is the noise's own distortion
     (MSE = sigma^2 for Gaussian, MAE = b for Laplace) and ``distortion`` defaults to match it.
     Training runs on ``threads`` torch CPU threads (``None``: leave torch's setting alone).
+    A ladder is trained by ``recipe`` (``joint``: one variable-rate network; ``separate``: a model
+    per lambda; see :func:`lossylearn.codecs.learned.fitting.train_codec`).
     """
     from lossylearn.codecs.learned.checkpoint import save_checkpoint
     from lossylearn.codecs.learned.fitting import train_codec
@@ -169,7 +172,7 @@ def train_from_dataset(
     ck, fit = train_codec(
         images, model_config=model_config, config=config, lmbdas=lmbdas, target=target,
         validation_fraction=validation_fraction, tolerance=tolerance, max_rounds=max_rounds,
-        finetune_epochs=finetune_epochs, meta=meta,
+        finetune_epochs=finetune_epochs, meta=meta, recipe=recipe,
     )  # fmt: skip
     path = save_checkpoint(ck, out, overwrite=overwrite)
     rungs = [

@@ -372,5 +372,20 @@ def open_store(directory: str | Path, **options: Any) -> Store:
     manifest's signature (``compress --signing-key``); ``storage_options`` go to the URL's fsspec
     filesystem (``endpoint_url``, ``key``, ``secret``, ...); ``cache_shards`` and ``cache_bytes``
     bound the decoded shards kept in memory (the most recent one is always kept).
+
+    A universal store (``compress --codec universal``) opens as a
+    :class:`lossylearn.universal.reader.UniversalStore`: ``decoder="NAME"`` picks the decoder of its
+    checkpoint that turns the stored latents into images (default ``mse``), and ``store.decoders``
+    lists them.
     """
+    decoder = options.pop("decoder", None)
+    location = StoreLocation(directory, options.get("storage_options"))
+    if not location.exists(RUN_STATE):
+        codec = read_store_manifest(location, options.get("key")).codec
+        if codec.get("name") == "universal":
+            from lossylearn.universal.reader import UniversalStore
+
+            return UniversalStore(directory, decoder=decoder, **options)
+    if decoder is not None:
+        raise StoreError("decoder= applies to universal stores (compress --codec universal) only")
     return Store(directory, **options)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -90,6 +90,19 @@ def print_manifest(
     console.print(t)
     if p.get("statement"):
         console.print(p["statement"], highlight=False)
+
+
+def print_audit_link(link: dict[str, Any], console: Console) -> None:
+    """One line pointing to the store's latest audit (``lossylearn audit``; owner side only)."""
+    auc = link.get("membership_auc")
+    console.print(
+        f"audit: top-1 re-identification {float(link['top1']):.2%} ({link.get('best_attack')}, pool "
+        f"{link.get('pool_size')}, chance {float(link['chance_top1']):.3%}); leakage bound "
+        f"{float(link['leakage_bits_per_pixel']):.4f} bits/pixel"
+        + (f"; membership AUC {float(auc):.3f}" if auc is not None else "")
+        + f"; {link.get('audit')}/audit.html [dim](derived from clean data, not in the store)[/]",
+        highlight=False,
+    )
 
 
 def sample_grid(store: Store, path: Path | str, *, n: int = 64, scale: int = 2) -> Path:

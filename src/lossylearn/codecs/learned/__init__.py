@@ -26,7 +26,31 @@ def learned_codec(checkpoint: str | Path | None = None, check_bits: int = 0) -> 
         raise CodecError(
             "the learned codec needs checkpoint=PATH (train one with 'lossylearn codec train')"
         )
-    return LearnedCodec(checkpoint, check_bits=check_bits)
+    key = _cache_key(Path(checkpoint), check_bits)
+    if key is None:
+        return LearnedCodec(checkpoint, check_bits=check_bits)
+    codec = _CACHE.get(key)
+    if codec is None:  # a store writer asks once per chunk: load (and hash) the checkpoint once
+        codec = LearnedCodec(checkpoint, check_bits=check_bits)
+        if len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = codec
+    return codec
+
+
+_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _cache_key(folder: Path, check_bits: int) -> tuple[Any, ...] | None:
+    """The checkpoint's identity for the per-process cache: its path and both files' size and
+    modification time (a rewritten checkpoint is loaded again); None when it cannot be read."""
+    from lossylearn.codecs.learned.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+
+    try:
+        stats = [(folder / n).stat() for n in (CONFIG_NAME, WEIGHTS_NAME)]
+        return (str(folder.resolve()), check_bits, *((s.st_size, s.st_mtime_ns) for s in stats))
+    except OSError:
+        return None
 
 
 def register() -> None:

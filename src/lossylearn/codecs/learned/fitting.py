@@ -29,7 +29,10 @@ from lossylearn.codecs.learned.train import (
 from lossylearn.errors import CodecError
 from lossylearn.learn.devices import torch_threads
 
-__all__ = ["TargetFit", "fit_target", "initial_lambda", "train_codec"]
+__all__ = ["RECIPES", "TargetFit", "fit_target", "initial_lambda", "train_codec"]
+
+RECIPES = ("joint", "separate")
+"""How :func:`train_codec` trains a lambda ladder (a target search always trains separately)."""
 
 
 def initial_lambda(distortion: str, target: float) -> float:
@@ -185,6 +188,7 @@ def train_codec(
     max_rounds: int = 6,
     finetune_epochs: int | None = None,
     meta: dict[str, Any] | None = None,
+    recipe: str = "joint",
 ) -> tuple[Checkpoint, TargetFit | None]:
     """Train a checkpoint on uint8 ``images`` from a lambda ladder or for a target distortion.
 
@@ -192,6 +196,10 @@ def train_codec(
     (a seeded random subset) are held out to measure the distortion; the rest train the models,
     and the checkpoint holds the one model closest to the target (qualities ``(0,)``); the
     returned :class:`TargetFit` has every model tried.
+    A ladder is trained by ``recipe``: ``"joint"`` (default) trains one variable-rate network for
+    all lambdas and folds it into one rung each (:mod:`.variable_rate`: the cost of one model);
+    ``"separate"`` trains a model per lambda (warm-started from its neighbour for
+    ``finetune_epochs`` when given).
     Without ``model_config`` the factorized ``mnist`` preset serves grey images, ``rgb64`` colour.
     Save the result with :func:`~lossylearn.codecs.learned.checkpoint.save_checkpoint`.
     """
@@ -202,8 +210,17 @@ def train_codec(
     if (lmbdas is None) == (target is None):
         raise CodecError("give either lambdas or a target distortion, not both or neither")
     meta = dict(meta or {})
+    if recipe not in RECIPES:
+        raise CodecError(f"unknown training recipe {recipe!r}; known: {', '.join(RECIPES)}")
     if lmbdas is not None:
-        rungs = train_ladder(images, model_config, lmbdas, config, finetune_epochs=finetune_epochs)
+        if recipe == "joint":
+            from lossylearn.codecs.learned.variable_rate import train_joint
+
+            rungs = train_joint(images, model_config, lmbdas, config)
+        else:
+            rungs = train_ladder(
+                images, model_config, lmbdas, config, finetune_epochs=finetune_epochs
+            )
         return Checkpoint(model_config, config.distortion, rungs, meta), None
     if not 0.0 < validation_fraction < 1.0:
         raise CodecError("validation_fraction must lie strictly between 0 and 1")

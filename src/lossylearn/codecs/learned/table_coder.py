@@ -17,6 +17,7 @@ sealing plus the rounding up to whole bytes, instead of up to 32 bits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import constriction
@@ -28,8 +29,10 @@ from lossylearn.errors import CodecError
 __all__ = [
     "CHUNK_BITS",
     "CHUNK_MODELS",
+    "Groups",
     "TableCoder",
     "bytes_to_words",
+    "group_ids",
     "round_up",
     "shortest",
     "words_to_bytes",
@@ -80,6 +83,26 @@ def shortest(full: bytes, decodes: Callable[[bytes], bool]) -> bytes:
     return best
 
 
+@dataclass(frozen=True)
+class Groups:
+    """Positions of a flat id array sorted by table id (stable), and its runs of equal ids."""
+
+    order: np.ndarray
+    runs: tuple[tuple[int, int, int], ...]
+    """(table id, start, end) into ``order``, ascending table id."""
+
+
+def group_ids(ids: np.ndarray) -> Groups:
+    """The coding order of :meth:`TableCoder.encode`: table by table, flat order within one."""
+    ids = np.asarray(ids)
+    order = np.argsort(ids, kind="stable")
+    ranked = ids[order]
+    starts = np.flatnonzero(np.diff(ranked)) + 1
+    bounds = [0, *starts.tolist(), int(ids.size)]
+    tables = ranked[bounds[:-1]].tolist() if ids.size else []
+    return Groups(order, tuple(zip(tables, bounds[:-1], bounds[1:], strict=True)))
+
+
 class TableCoder:
     """Encodes integer values with a set of :class:`CategoricalTables` (escape + bypass)."""
 
@@ -89,19 +112,28 @@ class TableCoder:
 
     def _model(self, t: int) -> Any:
         m = self._models.get(t)
-        if m is None:
+        if m is None:  # built on first use, then kept (building costs more than coding a table)
             m = constriction.stream.model.Categorical(self.tables.probabilities(t), perfect=False)
             self._models[t] = m
         return m
 
-    def encode(self, enc: Any, values: np.ndarray, ids: np.ndarray) -> None:
-        """Append ``values`` (int64, flat) coded with tables ``ids`` (flat) to range encoder ``enc``."""
+    def encode(
+        self, enc: Any, values: np.ndarray, ids: np.ndarray, groups: Groups | None = None
+    ) -> None:
+        """Append ``values`` (int64, flat) coded with tables ``ids`` (flat) to range encoder ``enc``.
+
+        Symbols go table by table (ascending id), in flat order within a table: one constriction
+        call per table. ``groups`` (:func:`group_ids` of ``ids``) saves recomputing the order."""
+        g = groups if groups is not None else group_ids(ids)
         offsets, lengths = self.tables.offsets[ids], self.tables.lengths[ids]
         sym = values - offsets
         escaped = (sym < 0) | (sym >= lengths)
-        sym = np.where(escaped, lengths, sym).astype(np.int32)
-        for t in np.unique(ids):
-            enc.encode(sym[ids == t], self._model(int(t)))
+        ordered = np.where(escaped, lengths, sym).astype(np.int32)[g.order]
+        model = self._model
+        for t, a, b in g.runs:
+            enc.encode(ordered[a:b], model(t))
+        if not escaped.any():
+            return
         for i in np.flatnonzero(escaped):
             below = values[i] < offsets[i]
             excess = (
@@ -120,20 +152,21 @@ class TableCoder:
                 rest -= size
                 enc.encode((excess >> rest) & ((1 << size) - 1), CHUNK_MODELS[size])
 
-    def decode(self, dec: Any, ids: np.ndarray) -> np.ndarray:
+    def decode(self, dec: Any, ids: np.ndarray, groups: Groups | None = None) -> np.ndarray:
         """Inverse of :meth:`encode` for the same ``ids``; CodecError on an invalid stream."""
         try:
-            return self._decode(dec, ids)
+            return self._decode(dec, ids, groups if groups is not None else group_ids(ids))
         except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
             if isinstance(err, CodecError):
                 raise
             raise CodecError(f"corrupt learned-codec payload ({err})") from None
 
-    def _decode(self, dec: Any, ids: np.ndarray) -> np.ndarray:
+    def _decode(self, dec: Any, ids: np.ndarray, g: Groups) -> np.ndarray:
+        model = self._model
+        parts = [dec.decode(model(t), b - a) for t, a, b in g.runs]
         sym = np.empty(ids.shape, dtype=np.int64)
-        for t in np.unique(ids):
-            where = ids == t
-            sym[where] = dec.decode(self._model(int(t)), int(where.sum()))
+        if parts:
+            sym[g.order] = np.concatenate(parts)
         offsets, lengths = self.tables.offsets[ids], self.tables.lengths[ids]
         values = sym + offsets
         for i in np.flatnonzero(sym == lengths):

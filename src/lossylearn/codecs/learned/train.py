@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +41,7 @@ __all__ = [
     "RungMetrics",
     "CodecTrainConfig",
     "measure",
+    "progress_bar",
     "train_ladder",
     "torch_threads",
     "train_rung",
@@ -122,6 +125,17 @@ def _check_images(images: np.ndarray, cfg: ModelConfig) -> np.ndarray:
             f"training needs uint8 images (N, H, W, {cfg.in_channels}), got {arr.dtype} {arr.shape}"
         )
     return arr
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str, total: int) -> Iterator[tuple[Progress, Any]]:
+    """A Rich bar of ``total`` steps with a status field: yields (progress, task)."""
+    progress = Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(), disable=not enabled, transient=False,
+    )  # fmt: skip
+    with progress:
+        yield progress, progress.add_task("train", total=total, status="")
 
 
 def measure(rung: Rung, images: np.ndarray, *, batch: int = 512) -> RungMetrics:

@@ -168,6 +168,35 @@ def privacy_section(stores: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def audit_section(stores: list[dict[str, Any]], figures: dict[str, Path]) -> str:
+    """Links to the audits of the study's stores (``lossylearn study privacy`` writes them; their
+    link files sit beside the stores in ``out/stores``), or how to get one."""
+    from lossylearn.audit.link import read_link
+
+    out = next(iter(figures.values())).parent.parent if figures else None
+    rows = []
+    for s in stores if out is not None else []:
+        link = read_link(out / s["path"], None)
+        if link is not None and link.get("audit"):
+            rows.append([
+                _e(s["name"]), f"{100 * float(link['top1']):.1f}%", _e(link.get("best_attack", "")),
+                f"{float(link['leakage_bits_per_pixel']):.4f}",
+                f"<a href='{_e(link['audit'])}/audit.html'>{_e(link['audit'])}</a>",
+            ])  # fmt: skip
+    head = "<h2>Re-identification audits</h2>"
+    if not rows:
+        return head + (
+            "<p class='muted'>No audit of these stores yet: <code>lossylearn study privacy</code> "
+            "audits noisy and LCoN stores across the noise grid (re-identification in a pool of "
+            "clean images, a leakage bound, membership inference).</p>"
+        )
+    return head + html_table(
+        ["store", "top-1 re-identified", "best attack", "leakage bound (bits/px)", "audit"],
+        rows,
+        left=1,
+    )
+
+
 def report_sections(results: dict[str, Any], figures: dict[str, Path]) -> list[str]:
     """The HTML sections of a study's report, from its results.json payload and figure files."""
     cfg = results["config"]
@@ -263,6 +292,7 @@ def report_sections(results: dict[str, Any], figures: dict[str, Path]) -> list[s
             parts.append(_img(figures[name], cls="wide", alt=name))
 
     parts.append(privacy_section(results["stores"]))
+    parts.append(audit_section(results["stores"], figures))
 
     t = results["timing"]
     parts.append("<h2>Versions and cost</h2>")

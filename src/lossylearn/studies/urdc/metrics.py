@@ -17,6 +17,7 @@ from torch import nn
 
 from lossylearn.errors import LossylearnError
 from lossylearn.learn.devices import seeded
+from lossylearn.learn.tensors import channels_last
 from lossylearn.records import Record
 from lossylearn.studies.urdc.models import Critic, Encoder
 from lossylearn.studies.urdc.quantizer import (
@@ -27,7 +28,7 @@ from lossylearn.studies.urdc.quantizer import (
     empirical_entropy_bits,
     encode_bitstream,
 )
-from lossylearn.studies.urdc.train import critic_step
+from lossylearn.studies.urdc.train import CRITIC_CHANNELS_LAST, critic_step
 
 __all__ = [
     "CodecMetrics",
@@ -36,21 +37,27 @@ __all__ = [
     "classifier_scores",
     "mean_squared_error",
     "estimate_w1",
+    "critic_gap",
     "codec_metrics",
 ]
 
 
 @dataclass(frozen=True)
 class CodecMetrics(Record):
-    """Test-set metrics of one decoder (MSE per pixel on [0, 1], CE in nats, rates in bits/image)."""
+    """Test-set metrics of one decoder (MSE per pixel on [0, 1], CE in nats, rates in bits/image).
+
+    ``w1``: a fresh critic's estimate (None where the profile skips it, see
+    ``StudyProfile.w1_all_decoders``); ``w1_training_critic``: the decoder's own training critic's
+    gap on the test set, the anchor's protocol (None without a perception term)."""
 
     mse: float
     ce: float
     accuracy: float
-    w1: float
+    w1: float | None
     rate_bits: float
     entropy_bits: float
     stored_bits_per_image: float
+    w1_training_critic: float | None = None
 
 
 def transmit(
@@ -114,7 +121,7 @@ def classifier_scores(
     ce_sum, correct = 0.0, 0
     with torch.no_grad():
         for i in range(0, images.shape[0], batch_size):
-            logits = classifier(images[i : i + batch_size])
+            logits = classifier(channels_last(images[i : i + batch_size]))
             y = labels[i : i + batch_size]
             ce_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
@@ -142,7 +149,7 @@ def estimate_w1(
     if steps < 1:
         raise LossylearnError(f"W1 critic needs at least 1 step, got {steps}")
     with seeded(seed):
-        critic = Critic().to(real_fit.device)
+        critic = Critic(channels_last=CRITIC_CHANNELS_LAST).to(real_fit.device)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
     critic.train()
@@ -151,6 +158,15 @@ def estimate_w1(
         ir = torch.randint(0, n_r, (batch_size,), generator=gen).to(real_fit.device)
         jf = torch.randint(0, n_f, (batch_size,), generator=gen).to(real_fit.device)
         critic_step(critic, opt, real_fit[ir], fake_fit[jf], gp_weight=gp_weight, generator=gen)
+    return critic_gap(critic, real_eval, fake_eval)
+
+
+def critic_gap(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """A critic's W1 estimate ``E[c(real)] - E[c(fake)]`` (the critic put in eval mode).
+
+    On a decoder's *training* critic and the test images this is the anchor's reported W1 (its
+    ``evaluate_losses``): a critic co-trained with the decoder that it scores, so it reads lower
+    than a fresh critic fitted to the frozen decoder (:func:`estimate_w1`)."""
     critic.eval()
     with torch.no_grad():
 
@@ -159,7 +175,7 @@ def estimate_w1(
                 torch.cat([critic(x[i : i + 1000]) for i in range(0, x.shape[0], 1000)]).mean()
             )
 
-        return mean_score(real_eval) - mean_score(fake_eval)
+        return mean_score(real) - mean_score(fake)
 
 
 def codec_metrics(
@@ -171,7 +187,8 @@ def codec_metrics(
     size: BitstreamSize,
     quantizer: DitheredQuantizer,
     classifier: nn.Module,
-    w1: float,
+    w1: float | None,
+    w1_training_critic: float | None = None,
 ) -> CodecMetrics:
     """Assemble :class:`CodecMetrics` from a decoded test set."""
     ce, acc = classifier_scores(classifier, recon, labels)
@@ -183,4 +200,5 @@ def codec_metrics(
         rate_bits=quantizer.rate_bits,
         entropy_bits=empirical_entropy_bits(symbols, quantizer.alphabet_size),
         stored_bits_per_image=size.stored_bits_per_image,
+        w1_training_critic=w1_training_critic,
     )

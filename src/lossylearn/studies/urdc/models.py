@@ -141,10 +141,16 @@ class MLPDecoder(nn.Module):
 
 
 class Critic(nn.Module):
-    """WGAN critic: 3 convs (64/128/256, k5 s2 p2) with LeakyReLU, then Linear to a scalar."""
+    """WGAN critic: 3 convs (64/128/256, k5 s2 p2) with LeakyReLU, then Linear to a scalar.
 
-    def __init__(self) -> None:
+    ``channels_last`` keeps the convolution weights, and the inputs, in NHWC memory: the same
+    function and the same state dict (weights saved either way load into either). Measured no
+    faster on a CPU core (``benchmarks/urdc_speed.py``: ``critic_step_nhwc`` vs ``_nchw``).
+    """
+
+    def __init__(self, channels_last: bool = False) -> None:
         super().__init__()
+        self.channels_last = channels_last
         self.net = nn.Sequential(
             nn.Conv2d(1, 64, kernel_size=5, stride=2, padding=2),
             nn.LeakyReLU(),
@@ -154,10 +160,14 @@ class Critic(nn.Module):
             nn.LeakyReLU(),
         )
         self.fc = nn.Linear(256 * 4 * 4, 1)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, 1, 28, 28) -> scores (B,)."""
-        return self.fc(self.net(x).flatten(1)).squeeze(1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.fc(self.net(x).flatten(1)).squeeze(1)  # flatten keeps the logical CHW order
 
 
 def build_decoder(config: NetConfig) -> nn.Module:

@@ -24,8 +24,8 @@ def model_task(
     profile: StudyProfile, out: str, data_dir: Path | None, seed: int, device: str,
     threads: int | None, chain: list[ModelSpec],
 ) -> str:  # fmt: skip
-    """One point, in a Ray worker: train (or reload) each model of ``chain`` (a universal
-    decoder's encoder, then the decoder) into ``out/models``; its model id."""
+    """One point, in a Ray worker: train (or reload) each model of ``chain`` (the models it
+    depends on, e.g. a universal decoder's encoder, then itself) into ``out/models``; its id."""
     run = _StudyRun(profile, Path(out), data_dir, seed, resolve_device(device), threads, print)
     with progress_bars(False) as bar:
         run.classifier_stage(bar)  # reloads the classifier the driver trained
@@ -38,14 +38,21 @@ def train_points(
     sweep: Any, specs: list[ModelSpec], profile: StudyProfile, out: Path, data_dir: Path | None,
     seed: int, device: str, threads: int | None,
 ) -> list[Failure]:  # fmt: skip
-    """Every model as a point of ``sweep`` (a universal decoder after its encoder); waits for all
+    """Every model as a point of ``sweep`` (a model after the one it depends on); waits for all
     of them and returns the failures (each failed point once; its dependents fail with it)."""
     by_id = {s.model_id: s for s in specs}
     points: dict[str, Any] = {}
+
+    def needs(spec: ModelSpec) -> ModelSpec | None:
+        # a universal decoder needs its encoder; a warm-started encoder the one it starts from
+        dep = spec.encoder_id if spec.encoder_id != spec.model_id else spec.warm_start
+        return by_id.get(dep) if dep is not None else None
+
     for spec in specs:
-        enc = by_id.get(spec.encoder_id) if spec.encoder_id != spec.model_id else None
-        chain = [enc, spec] if enc is not None else [spec]
-        after = [points[enc.model_id]] if enc is not None else []
+        chain = [spec]
+        while (dep := needs(chain[0])) is not None:
+            chain.insert(0, dep)
+        after = [points[chain[-2].model_id]] if len(chain) > 1 else []
         points[spec.model_id] = sweep.submit(
             spec.model_id, model_task, profile, str(out.absolute()), data_dir, seed, device,
             threads, chain, after=after,

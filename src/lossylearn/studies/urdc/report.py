@@ -4,6 +4,8 @@
   points with black outlines joined by a line, universal decoders are coloured points per encoder.
 * ``fig_rdc_rates.png``: end-to-end distortion-classification curves at every rate.
 * ``fig_rdp.png``: distortion vs W1 (perception), end to end at every rate and universal points.
+* ``fig_penalty.png``: each universal encoder's distortion penalty, at the MSE end and at equal
+  CE / W1, beside the anchor's.
 * ``report.html``: the tables, the anchor's published numbers beside ours, the penalties, the
   figures and one strip of sample test reconstructions per decoder, all base64-embedded.
 """
@@ -100,8 +102,15 @@ def anchor_comparison(rows: list[ResultRow]) -> list[list[object]]:
             if not exact:
                 continue
             mine = exact[0]
+        if objective == "classification":
+            ours = f"CE {mine.ce:.3f}"
+        else:  # the anchor's W1 is its training critic's: show ours measured both ways
+            ours = f"W1 {_fmt(mine.w1)}" + (
+                f" (training critic {mine.w1_training_critic:.3f})"
+                if mine.w1_training_critic is not None
+                else ""
+            )
         metric = "CE" if objective == "classification" else "W1"
-        ours = mine.ce if objective == "classification" else mine.w1
         out.append(
             [
                 f"{mode} {objective}",
@@ -111,7 +120,7 @@ def anchor_comparison(rows: list[ResultRow]) -> list[list[object]]:
                 a_mse,
                 mine.mse,
                 f"{metric} {a_metric:g}",
-                f"{metric} {ours:.3f}",
+                ours,
                 f"{mine.accuracy:.3f}",
             ]
         )
@@ -226,7 +235,34 @@ def plot_figures(result: StudyResult) -> dict[str, bytes]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         out["fig_rdc_rates.png"] = _png(fig)
+    if result.penalties:
+        out["fig_penalty.png"] = _penalty_figure(result)
     return out
+
+
+def _penalty_figure(result: StudyResult) -> bytes:
+    """Bars: each universal encoder's penalty at the MSE end and its largest gap at equal CE/W1,
+    against the anchor's endpoint penalty."""
+    pens = result.penalties
+    fig, ax = _figure((7, 0.5 + 0.45 * len(pens)))
+    ys = np.arange(len(pens))
+    ax.barh(
+        ys + 0.18, [100 * p.endpoint for p in pens], 0.36, label="at the MSE end", color="tab:blue"
+    )
+    ax.barh(
+        ys - 0.18,
+        [100 * (p.max_gap or 0.0) for p in pens],
+        0.36,
+        label="largest gap at equal CE / W1",
+        color="tab:orange",
+    )
+    ax.axvline(100 * ANCHOR_PENALTY, color="black", ls="--", lw=1, label="anchor, MSE end")
+    ax.set_yticks(ys, [f"{p.objective[:5]}: {p.encoder}" for p in pens], fontsize=7)
+    ax.set_xlabel("universal distortion penalty (% MSE over end to end)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
 
 
 def _strip_png(images: np.ndarray) -> bytes:
@@ -291,6 +327,7 @@ def report_sections(result: StudyResult, figures: dict[str, bytes]) -> list[str]
                 "CE",
                 "acc",
                 "W1",
+                "W1 (training critic)",
                 "H(idx)",
                 "encoder",
                 "model",
@@ -306,6 +343,7 @@ def report_sections(result: StudyResult, figures: dict[str, bytes]) -> list[str]
                     r.ce,
                     r.accuracy,
                     r.w1,
+                    r.w1_training_critic,
                     r.entropy_bits,
                     r.encoder,
                     r.model,

@@ -26,12 +26,13 @@ class ResultRow(Record):
     mse: float
     ce: float
     accuracy: float
-    w1: float
+    w1: float | None  # fresh critic; None where the profile skips it (classification-only rows)
     entropy_bits: float
     stored_bits_per_image: float
     encoder: str
     model: str
     decoder: str
+    w1_training_critic: float | None = None  # the anchor's protocol; None without a critic
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,11 @@ class StudyResult:
 
 
 def _metric(row: ResultRow, objective: str) -> float:
-    return row.ce if objective == "classification" else row.w1
+    if objective == "classification":
+        return row.ce
+    if row.w1 is None:  # the study measures a fresh W1 for every perception-curve decoder
+        raise ValueError(f"perception row {row.model} has no W1")
+    return row.w1
 
 
 def compute_penalties(rows: list[ResultRow], rate_bits: float) -> list[Penalty]:

@@ -36,9 +36,12 @@ from lossylearn.learn import (
 from lossylearn.progress import BarFactory
 from lossylearn.studies.common import write_json
 from lossylearn.studies.ray_sweep import Failure, failure_message, open_sweep, write_sweep_log
+from lossylearn.studies.urdc.checkpoints import save_modules as _save
+from lossylearn.studies.urdc.checkpoints import try_load as _try_load
 from lossylearn.studies.urdc.metrics import (
     classifier_scores,
     codec_metrics,
+    critic_gap,
     estimate_w1,
     mean_squared_error,
     receive,
@@ -69,27 +72,6 @@ __all__ = [
     "plan_models",
     "run_study",
 ]
-
-
-def _save(directory: Path, modules: dict[str, nn.Module], config: dict[str, object]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, module in modules.items():
-        torch.save(module.state_dict(), directory / f"{name}.pt")
-    write_json(directory / "config.json", config, indent=2)
-
-
-def _try_load(directory: Path, modules: dict[str, nn.Module], config: dict[str, object]) -> bool:
-    """Load weights saved with an identical configuration; False when absent or different."""
-    cfg_path = directory / "config.json"
-    if not cfg_path.is_file() or not all((directory / f"{n}.pt").is_file() for n in modules):
-        return False
-    if json.loads(cfg_path.read_text()) != json.loads(json.dumps(config)):
-        return False
-    for name, module in modules.items():
-        module.load_state_dict(
-            torch.load(directory / f"{name}.pt", map_location="cpu", weights_only=True)
-        )
-    return True
 
 
 def _sample_indices(labels: np.ndarray) -> np.ndarray:
@@ -210,17 +192,30 @@ class _StudyRun:
             ).model
             _save(self.models_dir / "classifier", {"weights": self.classifier}, cfg)
         self.classifier.eval().requires_grad_(False)
+        self.classifier.to(memory_format=torch.channels_last)  # as train_classifier leaves it
         ce, acc = classifier_scores(self.classifier, self.x_te, self.y_te)
         self.result.classifier = {"test_ce": ce, "test_accuracy": acc}
         self.say(f"classifier: test accuracy {acc:.4f}, CE {ce:.4f} nats")
 
     def evaluate(
-        self, spec: ModelSpec, decoder: nn.Module, q: DitheredQuantizer, config: dict[str, object]
-    ) -> dict[str, float]:
-        """Test metrics of one decoder through the real bitstream (cached next to its weights)."""
+        self,
+        spec: ModelSpec,
+        decoder: nn.Module,
+        q: DitheredQuantizer,
+        config: dict[str, object],
+        critic: nn.Module | None = None,
+    ) -> dict[str, float | None]:
+        """Test metrics of one decoder through the real bitstream (cached next to its weights).
+
+        W1 from a fresh critic for decoders on the perception curve (every decoder when the
+        profile's ``w1_all_decoders``); the training critic's gap (the anchor's W1) when ``critic``.
+        """
         directory = self.models_dir / spec.model_id
         cached = directory / "metrics.json"
+        fresh_w1 = self.profile.w1_all_decoders or "perception" in spec.curves
         eval_cfg = {
+            "metrics": 2,  # 2: W1 of the training critic added; fresh W1 skipped where not needed
+            "fresh_w1": fresh_w1,
             "w1_steps": self.profile.w1_steps,
             "seed": self.seed,
             "dither_seed": self.dither_seed,
@@ -239,10 +234,11 @@ class _StudyRun:
             )
         (test_bytes, size), train_bytes = self.bitstreams[spec.encoder_id]
         rec_te, symbols = receive(test_bytes, decoder, device=self.dev)
-        rec_tr, _ = receive(train_bytes, decoder, device=self.dev)
-        w1 = estimate_w1(
-            self.x_tr, rec_tr, self.x_te, rec_te, steps=self.profile.w1_steps, seed=self.seed + 7
-        )
+        w1 = None
+        if fresh_w1:
+            rec_tr, _ = receive(train_bytes, decoder, device=self.dev)
+            fit = (self.x_tr, rec_tr, self.x_te, rec_te)
+            w1 = estimate_w1(*fit, steps=self.profile.w1_steps, seed=self.seed + 7)
         metrics = codec_metrics(
             recon=rec_te,
             originals=self.x_te,
@@ -252,6 +248,7 @@ class _StudyRun:
             quantizer=q,
             classifier=self.classifier,
             w1=w1,
+            w1_training_critic=None if critic is None else critic_gap(critic, self.x_te, rec_te),
         ).to_dict()
         picked = rec_te[torch.from_numpy(self.sample_idx).to(rec_te.device)].squeeze(1)
         samples = (picked.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
@@ -261,7 +258,7 @@ class _StudyRun:
         self.samples[spec.model_id] = samples
         return metrics
 
-    def add_rows(self, spec: ModelSpec, net: NetConfig, metrics: dict[str, float]) -> None:
+    def add_rows(self, spec: ModelSpec, net: NetConfig, metrics: dict[str, float | None]) -> None:
         """One row per curve the decoder belongs to."""
         obj = spec.objectives[0]
         for objective in spec.curves:
@@ -278,6 +275,7 @@ class _StudyRun:
                     ce=metrics["ce"],
                     accuracy=metrics["accuracy"],
                     w1=metrics["w1"],
+                    w1_training_critic=metrics.get("w1_training_critic"),
                     entropy_bits=metrics["entropy_bits"],
                     stored_bits_per_image=metrics["stored_bits_per_image"],
                     encoder=spec.encoder_id,
@@ -286,9 +284,14 @@ class _StudyRun:
                 )
             )
         self.result.samples[spec.model_id] = self.samples[spec.model_id]
+        w1 = "".join(
+            f" {name} {metrics[k]:.3f}"
+            for name, k in (("W1", "w1"), ("W1 (training critic)", "w1_training_critic"))
+            if metrics.get(k) is not None
+        )
         self.say(
             f"{spec.model_id}: MSE {metrics['mse']:.4f} CE {metrics['ce']:.3f} "
-            f"acc {metrics['accuracy']:.3f} W1 {metrics['w1']:.3f}"
+            f"acc {metrics['accuracy']:.3f}{w1}"
         )
 
     def run_model(self, spec: ModelSpec, bar: BarFactory) -> None:
@@ -332,7 +335,13 @@ class _StudyRun:
             config["encoder_weights"] = f"../{spec.encoder_id}/encoder.pt"
         else:
             enc = modules["encoder"] = fresh
+        if spec.warm_start is not None:  # curriculum: continue from a trained encoder
+            if spec.warm_start not in self.encoders:
+                raise LossylearnError(f"{spec.model_id} starts from encoder {spec.warm_start}")
+            config["warm_start"] = spec.warm_start
         if not _try_load(self.models_dir / spec.model_id, modules, config):
+            if spec.warm_start is not None:
+                enc.load_state_dict(self.encoders[spec.warm_start].state_dict())
             train_codec(
                 enc,
                 heads,
@@ -370,7 +379,8 @@ class _StudyRun:
                     f"{spec.model_id} head {h.objective.tag}: MSE {mse:.4f} CE {ce:.3f} acc {acc:.3f}"
                 )
             return
-        self.add_rows(spec, net, self.evaluate(spec, heads[0].decoder, q, config))
+        metrics = self.evaluate(spec, heads[0].decoder, q, config, heads[0].critic)
+        self.add_rows(spec, net, metrics)
 
 
 def run_study(
@@ -417,7 +427,7 @@ def run_study(
                 write_sweep_log(out, sweep, failures, say=run.say)
             failed = {f.key for f in failures}
             for spec in specs:
-                if spec.model_id in failed or spec.encoder_id in failed:
+                if {spec.model_id, spec.encoder_id, spec.warm_start} & failed:
                     continue
                 run.run_model(spec, bar)
                 run.result.penalties = compute_penalties(

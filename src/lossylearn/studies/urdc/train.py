@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossylearn.errors import LossylearnError
-from lossylearn.learn.tensors import random_shift
+from lossylearn.learn.tensors import channels_last, random_shift
 from lossylearn.studies.urdc.models import Critic, Encoder
 from lossylearn.studies.urdc.quantizer import DitheredQuantizer
 
@@ -42,7 +42,13 @@ __all__ = [
     "train_codec",
     "gradient_penalty",
     "critic_step",
+    "CRITIC_CHANNELS_LAST",
 ]
+
+#: Critics in NHWC memory (same function, same weights; see :class:`Critic`)? Measured with
+#: ``benchmarks/urdc_speed.py --threads 1 --steps 10 --repeats 1`` on an idle 2-core machine (load
+#: 0.8): a WGAN-GP critic step 0.333 CPU s NHWC vs 0.323 NCHW, so NCHW stays the default.
+CRITIC_CHANNELS_LAST = False
 
 StepCallback = Callable[[], None]
 
@@ -120,7 +126,7 @@ class Head:
 
     def __post_init__(self) -> None:
         if self.objective.lambda_p > 0 and self.critic is None:
-            self.critic = Critic()
+            self.critic = Critic(channels_last=CRITIC_CHANNELS_LAST)
 
 
 @dataclass
@@ -263,7 +269,8 @@ def train_codec(
                 sums[0, k] += float(mse.detach())
                 if h.objective.lambda_c > 0:
                     assert classifier is not None
-                    ce = F.cross_entropy(classifier(x_hat), labels[idx])
+                    # NHWC input: the classifiers of lossylearn.learn train channels-last
+                    ce = F.cross_entropy(classifier(channels_last(x_hat)), labels[idx])
                     loss = loss + h.objective.lambda_c * ce
                     sums[1, k] += float(ce.detach())
                 if h.critic is not None and c_opt is not None:
