@@ -338,6 +338,7 @@ def main() -> None:
             coding = coding_speed(codec, quality, images, args.repeats)
             pipeline = compress_speed(path, Path(tmp))
     report = {
+        "command": " ".join(["python", "benchmarks/codec_speed.py", *sys.argv[1:]]),
         "images": int(len(images)),
         "image_shape": [int(v) for v in images.shape[1:]],
         "checkpoint": str(args.checkpoint)

@@ -48,7 +48,7 @@ def tiny_checkpoint(architecture: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f"llc-{architecture}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     train, _ = mnist()
-    config = CodecTrainConfig(epochs=2, batch_size=8, lr=5e-3, max_steps=60, seed=1)
+    config = CodecTrainConfig(epochs=3, batch_size=8, lr=5e-3, max_steps=150, seed=1)
     with one_thread():
         rungs = train_ladder(train, TINY[architecture], LAMBDAS, config, finetune_epochs=1)
     ck = Checkpoint(TINY[architecture], "mse", rungs, {"dataset": "mnist (test fixture)"})

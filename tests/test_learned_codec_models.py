@@ -119,7 +119,7 @@ def test_quantize_pmf_is_exact_positive_and_proportional() -> None:
 def test_integer_hyper_synthesis_tracks_float_and_is_exact_integer() -> None:
     torch.manual_seed(3)
     model = build_codec_model(preset_config("mnist", "hyperprior"))
-    z = torch.randint(-6, 7, (4, 32, 2, 2)).double()
+    z = torch.randint(-6, 7, (4, 24, 4, 4)).double()
     ref = model.h_s.double()(z).detach().numpy()
     ih = IntegerHyperSynthesis.from_sequential(model.h_s)
     one = 1 << ih.frac_bits
@@ -155,7 +155,7 @@ def test_presets_and_config_validation() -> None:
     model = build_codec_model(rgb).eval()
     out = model(torch.rand(1, 3, 64, 64))
     assert out.x_hat.shape == (1, 3, 64, 64) and set(out.likelihoods) == {"y", "z"}
-    assert preset_config("mnist").stride == 8
+    assert preset_config("mnist").stride == 4 and preset_config("mnist", "hyperprior").stride == 8
     assert ModelConfig.from_dict(rgb.to_dict()) == rgb
     with pytest.raises(CodecError, match="unknown architecture"):
         ModelConfig("autoregressive", 1, 8, 8, 2)

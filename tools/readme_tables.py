@@ -135,15 +135,155 @@ def lcon_tables(res: dict[str, Any]) -> str:
             lines.append(cells)
         out.append(_table(["target", "reached", "bpp", "clean test", "noisy test", "LCoN test"],
                           lines))  # fmt: skip
-    out.append("\nThe paper's claims, checked by the study (`claims` in results.json has the full "
-               "evidence):\n\n")
+    out.append(
+        "\nThe paper's claims, checked by the study (`claims` in results.json has the full "
+        "evidence):\n\n"
+    )
     shown: set[str] = set()
     for c in res["claims"]:
         verdict = {True: "holds", False: "does not hold", None: "not tested"}[c["holds"]]
         detail = c["detail"].split(". Codec:")[0]  # the codec's own explanation stays in the file
-        out.append(f"- **{verdict}**: {c['statement']}" + ("" if detail in shown else f". {detail}")
-                   + "\n")
+        out.append(
+            f"- **{verdict}**: {c['statement']}" + ("" if detail in shown else f". {detail}") + "\n"
+        )
         shown.add(detail)
+    return "".join(out)
+
+
+def _short_encoder(name: str) -> str:
+    """``e2e-3x3-c0.015-p0`` -> ``end-to-end lambda_c 0.015``; shared encoders keep their heads."""
+    if name.startswith("shared-"):
+        heads = name.split("-", 2)[2].removesuffix("-warm").split("+")
+        lams = sorted({h.split("-")[0].lstrip("c") for h in heads}, key=float)
+        return (
+            "shared (heads lambda_c "
+            + ", ".join(lams)
+            + ")"
+            + (" warm-started" if name.endswith("-warm") else "")
+        )
+    _, _, c, p = name.split("-")
+    c, p = c.lstrip("c"), p.lstrip("p")
+    return f"end-to-end lambda_p {p}" if float(p) > 0 else f"end-to-end lambda_c {c}"
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def urdc_tables(res: dict[str, Any]) -> str:
+    """The anchor's published points beside ours, every decoder at the universal rate, the
+    universal penalties, and the penalty figure (results/urdc/fig_penalty.png)."""
+    from lossylearn.studies.urdc.report import ANCHOR_PENALTY, anchor_comparison
+    from lossylearn.studies.urdc.results import ResultRow
+
+    rows = [ResultRow(**r) for r in res["rows"]]
+    prof, meta = res["profile"], res["meta"]
+    d, levels = prof["universal_rate"]
+    bits = d * math.log2(levels)
+    n_models = len({r.model for r in rows})
+    out = [
+        f"`{meta.get('command', '(not recorded)')}` ({n_models} decoders; {meta['data']['train']:,} "
+        f"training and {meta['data']['test']:,} test digits; {prof['decoder']} decoder; encoders "
+        f"{prof['epochs']} epochs). Ours next to the anchor's published points (trained on 60k "
+        f"digits):\n\n"
+    ]
+    lines = [[str(c[0]), str(c[1]), str(c[2]), f"{c[3]:.4f} / {c[4]:.4f}", f"{c[5]} / {c[6]}",
+              str(c[7])] for c in anchor_comparison(rows)]  # fmt: skip
+    out.append(_table(["model", "bits", "lambda", "MSE anchor / ours", "CE or W1 anchor / ours",
+                       "accuracy (ours)"], lines))  # fmt: skip
+    out.append(
+        f"\nEvery decoder at {bits:.3f} bits (universal: a new decoder on the frozen encoder; W1 "
+        "from a fresh critic, the training critic's estimate in brackets):\n\n"
+    )
+    unique = {r.model: r for r in reversed(rows)}  # a model on both curves: one line
+    at_rate = sorted(
+        (r for r in unique.values() if abs(r.rate_bits - bits) < 1e-9),
+        key=lambda r: (r.mode != "end-to-end", r.encoder, r.objective, r.lambda_c, r.lambda_p),
+    )
+    lines = []
+    for r in at_rate:
+        w1 = _num(r.w1, ".3f") + (
+            f" [{r.w1_training_critic:.3f}]" if r.w1_training_critic is not None else ""
+        )
+        lines.append([r.mode, _short_encoder(r.encoder), f"{r.lambda_c:g}", f"{r.lambda_p:g}",
+                      f"{r.mse:.4f}", f"{r.ce:.3f}", f"{100 * r.accuracy:.1f}", w1])  # fmt: skip
+    out.append(_table(["mode", "encoder", "lambda_c", "lambda_p", "MSE", "CE (nats)",
+                       "accuracy %", "W1"], lines))  # fmt: skip
+    others = sorted({(r.latent_dim, r.levels) for r in rows} - {(d, levels)})
+    for dd, ll in others:
+        e2e = [r for r in rows if (r.latent_dim, r.levels) == (dd, ll) and r.mode == "end-to-end"]
+        cls = sorted((r for r in e2e if r.objective == "classification"), key=lambda r: r.lambda_c)
+        per = sorted((r for r in e2e if r.objective == "perception"), key=lambda r: r.lambda_p)
+        parts = []
+        if cls:
+            parts.append(f"lambda_c {cls[0].lambda_c:g} to {cls[-1].lambda_c:g}: MSE "
+                         f"{cls[0].mse:.4f} to {cls[-1].mse:.4f} (CE {cls[0].ce:.3f} to "
+                         f"{cls[-1].ce:.3f})")  # fmt: skip
+        if per:
+            parts.append(f"lambda_p {per[0].lambda_p:g} to {per[-1].lambda_p:g}: MSE "
+                         f"{per[0].mse:.4f} to {per[-1].mse:.4f} (W1 {_num(per[0].w1, '.3f')} to "
+                         f"{_num(per[-1].w1, '.3f')})")  # fmt: skip
+        out.append(f"\nAt {dd * math.log2(ll):.3f} bits, end to end: " + "; ".join(parts) + ".\n")
+    out.append(
+        "\nUniversal distortion penalty (MSE of the best universal decoder over the end-to-end "
+        f"MSE-only model; the anchor's is {100 * ANCHOR_PENALTY:.1f}%), and the largest gap to the "
+        "end-to-end curve at equal CE or W1:\n\n"
+    )
+    lines = [[p["objective"], _short_encoder(p["encoder"]), f"{100 * p['endpoint']:.1f}%",
+              "-" if p["max_gap"] is None else f"{100 * p['max_gap']:.1f}% at {p['max_gap_at']:.3g}"]
+             for p in res["penalties"]]  # fmt: skip
+    out.append(_table(["objective", "frozen encoder", "penalty at the MSE end",
+                       "largest gap at equal CE / W1"], lines))  # fmt: skip
+    out.append("\n![universal distortion penalty](results/urdc/fig_penalty.png)\n")
+    return "".join(out)
+
+
+def codec_tables(res: dict[str, Any]) -> str:
+    """The learned codec's issue-15 figures: the default ladder's training time and BD-rates,
+    coding and ``compress`` throughput against JPEG, and training steps with a competitor."""
+    out = [f"`{res['command']}` ({res['cpu_count']} cores; 1-minute load average "
+           f"{res['load_average_1min']:.1f} at the end):\n\n"]  # fmt: skip
+    ladder = res.get("ladder")
+    if ladder:
+        bd = ladder["bd_rate"]
+        out.append(
+            f"`{ladder['command']}` trained in {ladder['train_minutes']:.1f} min; on "
+            f"{ladder['eval_images']:,} {ladder['eval_data']} digits, BD-rate against JPEG "
+            f"**{bd['jpeg']:.1f}%** (goal {ladder['goals']['jpeg']:g}%), against WebP "
+            f"**{bd['webp']:.1f}%** (goal {ladder['goals']['webp']:g}%).\n\n"
+        )
+        out.append(_table(["lambda", "bpp (real bytes)", "bpp (model estimate)", "PSNR (dB)"],
+                          [[f"{r['lmbda']:g}", f"{r['bpp']:.3f}", f"{r['bpp_estimated']:.3f}",
+                            f"{r['psnr']:.2f}"] for r in ladder["learned"]]))  # fmt: skip
+    coding, comp = res.get("coding"), res.get("compress")
+    if coding and comp:
+        lj, c = coding["learned_over_jpeg"], comp["learned_over_jpeg"]
+        out.append(
+            f"\nCoding {res['images']:,} test digits (rung lambda {coding['learned']['lmbda']:g}, "
+            f"{coding['learned']['bpp']:.2f} bpp, {coding['learned']['psnr']:.1f} dB; JPEG quality "
+            f"{coding['jpeg']['quality']}, {coding['jpeg']['bpp']:.2f} bpp, "
+            f"{coding['jpeg']['psnr']:.1f} dB): encode {coding['learned']['encode_images_per_s']:,.0f}"
+            f" vs {coding['jpeg']['encode_images_per_s']:,.0f} images/s ({lj['encode_speed']:.2f}x), "
+            f"decode {coding['learned']['decode_images_per_s']:,.0f} vs "
+            f"{coding['jpeg']['decode_images_per_s']:,.0f} ({lj['decode_speed']:.2f}x). `compress` "
+            f"(noise, code, decode, measure, write; one worker): "
+            f"{comp['learned']['images_per_s']:,.0f} vs {comp['jpeg']['images_per_s']:,.0f} "
+            f"images/s, **{c['throughput_wall']:.2f}x** JPEG's wall-clock throughput "
+            f"({c['throughput_cpu']:.2f}x per CPU second; goal {c['goal']:g}x).\n"
+        )
+    training = res.get("training")
+    if training:
+        s = training["summary_seconds_per_step"]
+        out.append(
+            f"\nSeconds per training step (batch {training['batch_size']}), alone / beside "
+            f"{training['competitors']} busy process(es):\n\n"
+        )
+        names = {"1": "1 thread (the default)", "2": "2 threads",
+                 "2_passive": "2 threads, OMP_WAIT_POLICY=PASSIVE"}  # fmt: skip
+        out.append(_table(["torch threads", "alone", "contended", "slowdown"],
+                          [[label, f"{s['alone'][k]:.3f}", f"{s['contended'][k]:.3f}",
+                            f"{s['contended'][k] / s['alone'][k]:.1f}x"]
+                           for k, label in names.items()]))  # fmt: skip
     return "".join(out)
 
 
@@ -152,6 +292,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "lcon-gaussian-jpeg": lcon_tables,
     "lcon-laplace-learned": lcon_tables,
     "lcon-laplace-learned-nominal": lcon_tables,
+    "urdc": urdc_tables,
+    "codec-speed": codec_tables,
 }
 
 

@@ -49,9 +49,9 @@ urdc_app = typer.Typer(
 )
 
 
-def _command(ctx: typer.Context) -> str:
+def _command(ctx: typer.Context, study: str) -> str:
     """The command line as given: the profile, then every option set on the command line."""
-    prefix = ctx.command_path if "lcon" in ctx.command_path else "lossylearn study lcon"
+    prefix = f"lossylearn study {study}"
     args: list[str] = ["--profile", str(ctx.params["profile"])]
     for p in ctx.command.params:
         if p.name == "profile" or not p.opts:
@@ -198,7 +198,7 @@ def lcon(
     result = run_lcon_study(
         config,
         out,
-        command=_command(ctx),
+        command=_command(ctx, "lcon"),
         overwrite=overwrite,
         console=Console(stderr=True) if progress else None,
         engine=engine.value,
@@ -222,6 +222,7 @@ def _print_summary(result: Any) -> None:
 
 @urdc_app.callback(invoke_without_command=True)
 def urdc(
+    ctx: typer.Context,
     profile: str = typer.Option(
         "quick",
         "--profile",
@@ -311,6 +312,7 @@ def urdc(
         log=lambda s: console.print(s, highlight=False),
         engine=engine.value,
         ray_address=ray_address,
+        command=_command(ctx, "urdc"),
     )
     for p in result.penalties:
         gap = "n/a" if p.max_gap is None else f"{p.max_gap:.1%}"

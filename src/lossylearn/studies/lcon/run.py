@@ -15,9 +15,7 @@ rows are collected in the same order once every point is submitted.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,7 +28,7 @@ from rich.console import Console
 from lossylearn.errors import LossylearnError
 from lossylearn.privacy.mechanisms import NoiseSpec
 from lossylearn.privacy.streams import Stream
-from lossylearn.studies.common import write_json
+from lossylearn.studies.common import environment_versions, write_json
 from lossylearn.studies.lcon.budget import (
     CodedSizes,
     SchemeBudget,
@@ -129,29 +127,6 @@ class _Log:
     def say(self, config: StudyConfig, message: str) -> None:
         if config.progress:
             self.console.print(message)
-
-
-def _versions(threads: int | None) -> dict[str, str]:
-    import matplotlib
-    import PIL
-    import torch
-
-    from lossylearn.learn import resolve_device
-    from lossylearn.version import __version__
-
-    dev = resolve_device("auto")
-    return {
-        "lossylearn": __version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "matplotlib": matplotlib.__version__,
-        "platform": platform.platform(),
-        "device": torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"cpu ({threads or torch.get_num_threads()} torch threads)",
-    }
 
 
 def prepare_out(out: Path, config: StudyConfig, overwrite: bool) -> None:
@@ -338,7 +313,8 @@ def _write_outputs(
     params = count_parameters(build_model(data.model_config))
     payload = {
         "format": RESULTS_FORMAT, "complete": True, "command": command or "",
-        "versions": _versions(config.threads), "config": config.to_dict(), "dataset": data.info,
+        "versions": environment_versions(config.threads), "config": config.to_dict(),
+        "dataset": data.info,
         "model": {**data.model_config.to_dict(), "parameters": params},
         "sweep_matched_distortion": matched, "stores": log.stores,
         "calibration": log.calibration, "codec_training": log.codec_records,

@@ -315,6 +315,10 @@ def report_sections(result: StudyResult, figures: dict[str, bytes]) -> list[str]
         f"epochs in profile (encoders {result.profile.epochs}, universal decoders "
         f"{_fmt(result.profile.decoder_epochs)}, W1-trained {_fmt(result.profile.perception_epochs)})."
         f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {escape(result.meta.get('device'))}.</p>",
+        f"<h2>Command</h2><pre>{escape(result.meta.get('command', '(not recorded)'))}</pre>",
+        "<p>Versions: "
+        + escape(", ".join(f"{k} {v}" for k, v in dict(result.meta.get("versions") or {}).items()))
+        + "</p>",
         "<h2>Results (test split)</h2>",
         _table(
             [

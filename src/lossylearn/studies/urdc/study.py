@@ -34,7 +34,7 @@ from lossylearn.learn import (
     train_classifier,
 )
 from lossylearn.progress import BarFactory
-from lossylearn.studies.common import write_json
+from lossylearn.studies.common import environment_versions, write_json
 from lossylearn.studies.ray_sweep import Failure, failure_message, open_sweep, write_sweep_log
 from lossylearn.studies.urdc.checkpoints import save_modules as _save
 from lossylearn.studies.urdc.checkpoints import try_load as _try_load
@@ -396,6 +396,7 @@ def run_study(
     log: Callable[[str], None] | None = None,
     engine: str = "local",
     ray_address: str | None = None,
+    command: str | None = None,
 ) -> StudyResult:
     """Run the study of ``profile`` into ``out`` (results.json, figures, report.html, models/).
 
@@ -415,6 +416,8 @@ def run_study(
     failures: list[Failure] = []
     with torch_threads(threads if dev.type == "cpu" else None), sweep:
         run = _StudyRun(profile, out, data_dir, seed, dev, threads, log or (lambda s: None))
+        run.result.meta["command"] = command or "(called from Python)"
+        run.result.meta["versions"] = environment_versions(threads)
         ur = profile.universal_rate
         with progress_bars(progress) as bar:
             run.classifier_stage(bar)
