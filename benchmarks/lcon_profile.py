@@ -48,7 +48,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from lossylearn.learn import (
-        accuracy, adversarial_images, build_model, fgsm_images, float_to_uint8,
+        accuracy,
+        adversarial_images,
+        build_model,
+        fgsm_images,
+        float_to_uint8,
     )  # fmt: skip
     from lossylearn.pipeline import lcon_transform
     from lossylearn.privacy.streams import Stream, stream

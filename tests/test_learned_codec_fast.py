@@ -83,3 +83,42 @@ def test_the_registry_loads_a_checkpoint_once_per_process_until_it_changes(tmp_p
     (folder / "weights.pt").write_bytes((folder / "weights.pt").read_bytes()[:-10])
     with pytest.raises(CodecError, match="does not match"):
         get_codec("learned", checkpoint=str(folder))
+
+
+def test_the_training_loss_is_free_only_where_decoding_clamps_an_overshoot() -> None:
+    from lossylearn.codecs.learned.train import training_distortion
+
+    x = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.5, 0.5])
+    x_hat = torch.tensor([-0.2, 0.1, 1.3, 0.9, -0.1, 1.2], requires_grad=True)
+    # free: black pixel below 0, white pixel above 1; charged: everything else, unclamped
+    expected = (0.1**2 + 0.1**2 + 0.6**2 + 0.7**2) / 6 * 255.0**2
+    mse = training_distortion(x_hat, x, "mse")
+    assert mse.item() == pytest.approx(expected, rel=1e-6)
+    mse.backward()
+    assert x_hat.grad is not None
+    assert x_hat.grad[0] == 0 and x_hat.grad[2] == 0  # harmless overshoots pull nothing
+    assert x_hat.grad[4] < 0 < x_hat.grad[5]  # a stroke pixel below 0 is still pulled back up
+    mae = training_distortion(x_hat.detach(), x, "mae")
+    assert mae.item() == pytest.approx((0.1 + 0.1 + 0.6 + 0.7) / 6 * 255.0, rel=1e-6)
+
+
+def test_codec_train_defaults_are_the_recipe_s(tmp_path: Path) -> None:
+    import json
+
+    from lossylearn.errors import LossylearnError
+    from lossylearn.pipeline.codec_data import (
+        RECIPE_EPOCHS,
+        RECIPE_LEARNING_RATES,
+        train_from_dataset,
+    )
+
+    with one_thread():
+        train_from_dataset(
+            dataset="mnist", out=tmp_path / "ck", limit=40, lmbdas=[0.01, 0.1], max_steps=2
+        )
+    train = json.loads((tmp_path / "ck" / "config.json").read_text())["rungs"][0]["info"]["train"]
+    assert train["recipe"] == "joint"
+    assert train["epochs"] == RECIPE_EPOCHS["joint"] == 20
+    assert train["lr"] == RECIPE_LEARNING_RATES["joint"]
+    with pytest.raises(LossylearnError, match="unknown recipe 'fast'"):
+        train_from_dataset(dataset="mnist", out=tmp_path / "x", lmbdas=[0.01], recipe="fast")

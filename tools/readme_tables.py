@@ -247,8 +247,9 @@ def codec_tables(res: dict[str, Any]) -> str:
     if ladder:
         bd = ladder["bd_rate"]
         out.append(
-            f"`{ladder['command']}` trained in {ladder['train_minutes']:.1f} min; on "
-            f"{ladder['eval_images']:,} {ladder['eval_data']} digits, BD-rate against JPEG "
+            f"`{ladder['command']}` trained in {ladder['train_minutes']:.1f} min (1-minute load "
+            f"average {ladder['load_average_before'][0]:.1f} before: other jobs shared the cores); "
+            f"on {ladder['eval_images']:,} digits of {ladder['eval_data']}, BD-rate against JPEG "
             f"**{bd['jpeg']:.1f}%** (goal {ladder['goals']['jpeg']:g}%), against WebP "
             f"**{bd['webp']:.1f}%** (goal {ladder['goals']['webp']:g}%).\n\n"
         )

