@@ -122,3 +122,16 @@ def test_codec_train_defaults_are_the_recipe_s(tmp_path: Path) -> None:
     assert train["lr"] == RECIPE_LEARNING_RATES["joint"]
     with pytest.raises(LossylearnError, match="unknown recipe 'fast'"):
         train_from_dataset(dataset="mnist", out=tmp_path / "x", lmbdas=[0.01], recipe="fast")
+
+
+def test_a_codec_in_use_pickles_for_another_process() -> None:
+    # the LCoN study ships its learned codec to Ray tasks (LCoN-FGSM test sets)
+    import pickle
+
+    codec = LearnedCodec(tiny_checkpoint("factorized"))
+    images = mnist()[1][:4]
+    payloads = codec.encode_batch(images, 1)  # builds constriction models, which do not pickle
+    copy = pickle.loads(pickle.dumps(codec))
+    assert copy.encode_batch(images, 1) == payloads
+    assert np.array_equal(copy.decode_batch(payloads, 1, (28, 28, 1)),
+                          codec.decode_batch(payloads, 1, (28, 28, 1)))  # fmt: skip

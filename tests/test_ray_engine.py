@@ -189,6 +189,22 @@ def test_lcon_sweep_on_ray_gives_the_local_rows(ray_local, tmp_path):
     assert json.loads((tmp_path / "ray" / "sweep.json").read_text())["failed"] == []
 
 
+def test_lcon_with_the_learned_codec_runs_on_ray(ray_local, tmp_path):
+    """The learned codec travels to the Ray tasks (it once failed: constriction's models do not
+    pickle) and gives the local engine's rows."""
+    args = ["study", "lcon", "--profile", "quick", "--noise", "laplace", "--codec", "learned",
+            "--n-train", "400", "--n-test", "100", "--psnr", "22.1", "--epochs", "1",
+            "--adv-n-test", "40", "--fgsm-eps", "0.1", "--match-noise", "effective",
+            "--threads", "1", "--no-progress"]  # fmt: skip
+    rows = {}
+    for engine in ("local", "ray"):
+        res = runner.invoke(root, [*args, "--out", str(tmp_path / engine), "--engine", engine])
+        assert res.exit_code == 0, res.output
+        doc = json.loads((tmp_path / engine / "results.json").read_text())
+        rows[engine] = [{k: v for k, v in r.items() if k != "train_seconds"} for r in doc["rows"]]
+    assert rows["local"] == rows["ray"] and any(r["test"] == "lcon-fgsm" for r in rows["ray"])
+
+
 def test_lcon_point_that_keeps_failing_is_reported(ray_local, tmp_path, monkeypatch):
     from lossylearn.studies.lcon import profile_config, run_lcon_study
     from lossylearn.studies.lcon import run as lcon_run

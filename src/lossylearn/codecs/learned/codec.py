@@ -73,6 +73,13 @@ class LearnedCodec:
         self.check_bits = check_bits
         self._models: dict[tuple[int, int], CompressionModel] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the coding models it built (constriction's models do not pickle):
+        a copy, e.g. in a Ray task, rebuilds them on first use from the same checkpoint."""
+        state = dict(self.__dict__)
+        state["_models"] = {}
+        return state
+
     # -- models ----------------------------------------------------------------------------
 
     def model(self, quality: int, check_bits: int | None = None) -> CompressionModel:
