@@ -132,7 +132,11 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
     # a rerun with the same settings reloads every model and reproduces the rows exactly
     again = runner.invoke(app, [*TINY, "--out", str(out)])
     assert again.exit_code == 0, again.output
-    assert json.loads((out / "results.json").read_text())["rows"] == rows
+    again_doc = json.loads((out / "results.json").read_text())
+    assert again_doc["rows"] == rows
+    # and keeps the first run's time beside its own
+    assert doc["meta"]["earlier_runs_elapsed_s"] == []
+    assert again_doc["meta"]["earlier_runs_elapsed_s"] == [doc["meta"]["elapsed_s"]]
 
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:

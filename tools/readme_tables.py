@@ -170,6 +170,13 @@ def _num(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _urdc_minutes(meta: dict[str, Any]) -> str:
+    runs = [*meta.get("earlier_runs_elapsed_s", []), meta["elapsed_s"]]
+    if len(runs) == 1:
+        return f"{runs[0] / 60:.0f} min"
+    return f"{sum(runs) / 60:.0f} min in {len(runs)} runs, the last resuming the trained models"
+
+
 def urdc_tables(res: dict[str, Any]) -> str:
     """The anchor's published points beside ours, every decoder at the universal rate, the
     universal penalties, and the penalty figure (results/urdc/fig_penalty.png)."""
@@ -184,8 +191,8 @@ def urdc_tables(res: dict[str, Any]) -> str:
     out = [
         f"`{meta.get('command', '(not recorded)')}` ({n_models} decoders; {meta['data']['train']:,} "
         f"training and {meta['data']['test']:,} test digits; {prof['decoder']} decoder; encoders "
-        f"{prof['epochs']} epochs). Ours next to the anchor's published points (trained on 60k "
-        f"digits):\n\n"
+        f"{prof['epochs']} epochs; {_urdc_minutes(meta)}). Ours next to the anchor's published "
+        f"points (trained on 60k digits):\n\n"
     ]
     lines = [[str(c[0]), str(c[1]), str(c[2]), f"{c[3]:.4f} / {c[4]:.4f}", f"{c[5]} / {c[6]}",
               str(c[7])] for c in anchor_comparison(rows)]  # fmt: skip

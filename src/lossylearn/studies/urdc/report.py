@@ -314,7 +314,13 @@ def report_sections(result: StudyResult, figures: dict[str, bytes]) -> list[str]
         f"<br>Training: {escape(result.meta.get('augmentation', 'none'))}; per-model "
         f"epochs in profile (encoders {result.profile.epochs}, universal decoders "
         f"{_fmt(result.profile.decoder_epochs)}, W1-trained {_fmt(result.profile.perception_epochs)})."
-        f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {escape(result.meta.get('device'))}.</p>",
+        f"<br>Elapsed: {_fmt(result.meta.get('elapsed_s'))} s on {escape(result.meta.get('device'))}"
+        + (
+            f" (this run; the runs it resumed took {', '.join(_fmt(v) for v in earlier)} s)."
+            if (earlier := list(result.meta.get("earlier_runs_elapsed_s") or []))
+            else "."
+        )
+        + "</p>",
         f"<h2>Command</h2><pre>{escape(result.meta.get('command', '(not recorded)'))}</pre>",
         "<p>Versions: "
         + escape(", ".join(f"{k} {v}" for k, v in dict(result.meta.get("versions") or {}).items()))

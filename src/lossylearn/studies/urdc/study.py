@@ -80,6 +80,15 @@ def _sample_indices(labels: np.ndarray) -> np.ndarray:
     return np.array(picks, dtype=np.int64)
 
 
+def _earlier_runs(path: Path) -> list[float]:
+    """Wall seconds of the runs that wrote ``path`` before (empty when there is none)."""
+    try:
+        meta = json.loads(path.read_text())["meta"]
+        return [*meta.get("earlier_runs_elapsed_s", []), float(meta["elapsed_s"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 class _StudyRun:
     """State of one study run: data, classifier, trained encoders, cached bitstreams, the result."""
 
@@ -141,6 +150,8 @@ class _StudyRun:
                 "augment_shift": profile.classifier_augment_shift,
             },
             "bitstream": "urdc v1: 24-byte header + one mixed-radix integer of ceil(N d log2 L) bits",
+            # a resumed run keeps what the runs before it took (their models are reused)
+            "earlier_runs_elapsed_s": _earlier_runs(out / "results.json"),
         }
         self.classifier: nn.Module = build_model(CLASSIFIER, seed=seed).to(dev)
         self.classifier_config: dict[str, object] = {}
