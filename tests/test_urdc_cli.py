@@ -112,9 +112,10 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
     assert doc["penalties"] and doc["classifier"]["test_accuracy"] > 0
     # the run says how to repeat it, and with what
     assert doc["meta"]["command"].startswith("lossylearn study urdc --profile quick --out ")
-    assert doc["meta"]["versions"]["torch"] and "urdc --profile quick" in (
-        out / "report.html"
-    ).read_text()
+    assert (
+        doc["meta"]["versions"]["torch"]
+        and "urdc --profile quick" in (out / "report.html").read_text()
+    )
     universal = [r for r in rows if r["mode"] == "universal"]
     assert {r["encoder"] for r in universal} >= {"e2e-3x3-c0.015-p0", "shared-3x3-c0-p0+c0.015-p0"}
     # configuration JSON next to every set of weights
