@@ -141,10 +141,8 @@ def train_cmd(
         dataset=dataset, out=out, data_dir=data_dir, split=split, limit=limit,
         distortion=distortion.value if distortion else None, lmbdas=lmbda or None,
         target=target_distortion, noise=noise.value, noise_scale=noise_scale,
-        architecture=architecture.value, preset=preset,
-        epochs=epochs,
-        finetune_epochs=finetune_epochs, batch_size=batch_size,
-        lr=lr, seed=seed,
+        architecture=architecture.value, preset=preset, epochs=epochs,
+        finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, seed=seed,
         device=device, tolerance=tolerance, max_rounds=max_rounds, max_steps=max_steps,
         overwrite=overwrite, progress=progress, threads=_threads(threads), recipe=_recipe(recipe),
     )  # fmt: skip
