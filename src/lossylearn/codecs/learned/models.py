@@ -97,9 +97,10 @@ class ModelConfig(Record):
 PRESETS: dict[str, dict[str, ModelConfig]] = {
     # 28x28 grayscale (MNIST): 28 -> padded 32 -> 8x8x24 latents (two stride-2 layers);
     # hyper latents 4x4. Measured (issue 15: the 4-lambda ladder, 10 joint epochs on the 5k
-    # digits, 2000 official test digits): BD-rate against JPEG -50.1% and WebP -26.8% at 8x8x24;
-    # -31.9% / -6.8% with the earlier 4x4x32 latents (three stride-2 layers), whose 8-pixel
-    # cells cannot place a stroke edge; the shallower synthesis also decodes 3x faster.
+    # digits, a fully clamped loss, 2000 official test digits): BD-rate against JPEG -50.1% and
+    # WebP -26.8% at 8x8x24; -31.9% / -6.8% with the earlier 4x4x32 latents (three stride-2
+    # layers). The shallower synthesis also decodes about 3x faster. With the defaults of
+    # `codec train`: results/codec-speed.
     "mnist": {
         "factorized": ModelConfig("factorized", 1, 48, 24, 2),
         "hyperprior": ModelConfig(
