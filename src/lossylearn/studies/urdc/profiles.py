@@ -91,6 +91,16 @@ class StudyProfile(Record):
         if self.limit is not None and self.limit < 20:
             raise LossylearnError(f"limit must be at least 20 images, got {self.limit}")
 
+    @property
+    def augmentation_note(self) -> str:
+        """How the encoders' training input is augmented, in words (results.json, report)."""
+        if not self.augment_shift:
+            return "none"
+        return (
+            f"encoder input shifted at random by up to {self.augment_shift} px per image while "
+            "training; losses target the unshifted digit"
+        )
+
     def epochs_of(self, kind: str, objectives: tuple[Objective, ...]) -> int:
         """Training epochs of one model: a model with a W1 term gets ``perception_epochs``, a
         universal decoder (frozen, cached latents) ``decoder_epochs``, when set; else ``epochs``."""

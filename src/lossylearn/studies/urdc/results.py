@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from lossylearn.records import Record
 from lossylearn.studies.urdc.profiles import StudyProfile
 
-__all__ = ["Penalty", "ResultRow", "StudyResult", "compute_penalties"]
+__all__ = [
+    "Penalty",
+    "ResultRow",
+    "StudyResult",
+    "compute_penalties",
+    "earlier_runs_elapsed",
+    "sample_indices",
+]
 
 
 @dataclass(frozen=True)
@@ -124,3 +133,18 @@ def compute_penalties(rows: list[ResultRow], rate_bits: float) -> list[Penalty]:
                 )
             )
     return out
+
+
+def sample_indices(labels: np.ndarray) -> np.ndarray:
+    """First test image of each class (up to 10), for the report's reconstruction strips."""
+    picks = [int(np.flatnonzero(labels == k)[0]) for k in range(10) if np.any(labels == k)]
+    return np.array(picks, dtype=np.int64)
+
+
+def earlier_runs_elapsed(path: Path) -> list[float]:
+    """Wall seconds of the runs that wrote ``path`` before (empty when there is none)."""
+    try:
+        meta = json.loads(path.read_text())["meta"]
+        return [*meta.get("earlier_runs_elapsed_s", []), float(meta["elapsed_s"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

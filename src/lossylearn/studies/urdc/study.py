@@ -57,7 +57,14 @@ from lossylearn.studies.urdc.profiles import (
     plan_models,
 )
 from lossylearn.studies.urdc.quantizer import BitstreamSize, DitheredQuantizer
-from lossylearn.studies.urdc.results import Penalty, ResultRow, StudyResult, compute_penalties
+from lossylearn.studies.urdc.results import (
+    Penalty,
+    ResultRow,
+    StudyResult,
+    compute_penalties,
+    earlier_runs_elapsed,
+    sample_indices,
+)
 from lossylearn.studies.urdc.train import Head, UrdcTrainConfig, train_codec
 
 __all__ = [
@@ -72,21 +79,6 @@ __all__ = [
     "plan_models",
     "run_study",
 ]
-
-
-def _sample_indices(labels: np.ndarray) -> np.ndarray:
-    """First test image of each class (up to 10), for the report's reconstruction strips."""
-    picks = [int(np.flatnonzero(labels == k)[0]) for k in range(10) if np.any(labels == k)]
-    return np.array(picks, dtype=np.int64)
-
-
-def _earlier_runs(path: Path) -> list[float]:
-    """Wall seconds of the runs that wrote ``path`` before (empty when there is none)."""
-    try:
-        meta = json.loads(path.read_text())["meta"]
-        return [*meta.get("earlier_runs_elapsed_s", []), float(meta["elapsed_s"])]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
 
 
 class _StudyRun:
@@ -129,7 +121,7 @@ class _StudyRun:
             "test": int(self.x_te.shape[0]),
         }
         self.dither_seed = seed
-        self.sample_idx = _sample_indices(ds.test_labels)
+        self.sample_idx = sample_indices(ds.test_labels)
         self.result = StudyResult(profile=profile)
         self.result.originals = ds.test_images[self.sample_idx, :, :, 0]
         self.result.meta = {
@@ -139,19 +131,13 @@ class _StudyRun:
             "data": self.data_note,
             "dither_seed": seed,
             "train": self.train_cfg.to_dict(),
-            "augmentation": (
-                f"encoder input shifted at random by up to {profile.augment_shift} px per image "
-                "while training; losses target the unshifted digit"
-                if profile.augment_shift
-                else "none"
-            ),
+            "augmentation": profile.augmentation_note,
             "classifier_train": {
                 "epochs": profile.classifier_epochs,
                 "augment_shift": profile.classifier_augment_shift,
             },
             "bitstream": "urdc v1: 24-byte header + one mixed-radix integer of ceil(N d log2 L) bits",
-            # a resumed run keeps what the runs before it took (their models are reused)
-            "earlier_runs_elapsed_s": _earlier_runs(out / "results.json"),
+            "earlier_runs_elapsed_s": earlier_runs_elapsed(out / "results.json"),
         }
         self.classifier: nn.Module = build_model(CLASSIFIER, seed=seed).to(dev)
         self.classifier_config: dict[str, object] = {}
@@ -427,8 +413,9 @@ def run_study(
     failures: list[Failure] = []
     with torch_threads(threads if dev.type == "cpu" else None), sweep:
         run = _StudyRun(profile, out, data_dir, seed, dev, threads, log or (lambda s: None))
-        run.result.meta["command"] = command or "(called from Python)"
-        run.result.meta["versions"] = environment_versions(threads)
+        run.result.meta.update(
+            command=command or "(called from Python)", versions=environment_versions(threads)
+        )
         ur = profile.universal_rate
         with progress_bars(progress) as bar:
             run.classifier_stage(bar)
